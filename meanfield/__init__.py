@@ -9,7 +9,17 @@ solve, Solution           theory solvers (:mod:`meanfield.theory`)
 sample, Samples           numba posterior sampler (:mod:`meanfield.sampling`)
 compare                   theory vs samples (:mod:`meanfield.compare`)
 """
-from .tasks import Task, toy_task
+import os as _os
+
+# numba's OpenMP threads and OpenBLAS's threads alternate inside every sampler step
+# (elementwise prange kernels between GEMMs). With OpenMP's default active spin-wait
+# the two pools fight for the cores: a 200 × 200 gradient took 11 ms instead of
+# 0.6 ms on 2 cores (benchmarks/bench_sampler.py). Passive waiting removes that.
+# setdefault: a user's explicit choice wins. Must happen before the first parallel
+# kernel runs, i.e. at import.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .tasks import Task, toy_task  # noqa: E402
 
 __version__ = "0.1.0"
 

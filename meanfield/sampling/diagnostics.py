@@ -31,14 +31,15 @@ def effective_sample_size(x):
     return x.size / integrated_time(x)
 
 
-def equilibration_report(traces, warmup, N, T, P, m, readouts=None):
+def equilibration_report(traces, warmup, N, T, P, m, readouts=None, mean_residual_sq=0.0):
     """Diagnostics of a run: acceptance, divergences, training error and stationarity.
 
     The training error ``|Y − f|² / (P m)`` at equilibrium is ``O(T)``: the
     output fluctuations contribute about ``T / N`` per entry (equipartition over
-    the P·m stiff output directions) on top of the squared mean residual.
-    ``equipartition`` is ``⟨N |Y − f|² / (T P m)⟩``, which is ≈ 1 plus the
-    mean-residual part; ``stationarity_*`` compare the two halves of the
+    the P·m stiff output directions) on top of the squared mean residual
+    ``mean_residual_sq = |Y − ⟨f⟩|² / (P m)``. ``equipartition`` is
+    ``N (⟨|Y − f|²⟩/(P m) − mean_residual_sq) / T``, ≈ 1 when the output
+    fluctuations are equilibrated; ``stationarity_*`` compare the two halves of the
     production run (relative change; small means stationary).
     """
     prod = slice(warmup, None)
@@ -52,7 +53,8 @@ def equilibration_report(traces, warmup, N, T, P, m, readouts=None):
     out["n_leapfrog(mean)"] = float(np.mean(traces["n_leapfrog"][prod]))
     out["train_error"] = float(np.mean(te))
     out["train_error/T"] = float(np.mean(te) / T)
-    out["equipartition"] = float(np.mean(te) * N / (T))
+    out["mean_residual_sq"] = float(mean_residual_sq)
+    out["equipartition"] = float((np.mean(te) - mean_residual_sq) * N / T)
     half = te.size // 2
     if half >= 2:
         a, b = te[:half].mean(), te[half:].mean()

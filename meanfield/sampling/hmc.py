@@ -237,10 +237,12 @@ def _finish(state, task, N, T, P, m):
     L = state.config["depth"]
     kernels = (task.K0,) + tuple(state.kernel_sums[ell] / max(S, 1) for ell in range(L))
     readouts = state.readouts[:S]
-    diag = equilibration_report(state.traces, state.config["warmup"], N, T, P, m, readouts)
+    mean_f = state.prediction_sum / max(S, 1)
+    mres = float(np.sum((task.Y - mean_f) ** 2) / (P * m)) if S else 0.0
+    diag = equilibration_report(state.traces, state.config["warmup"], N, T, P, m, readouts, mres)
     warm, thin = state.config["warmup"], state.config["thin"]
     return Samples(readouts=readouts, preactivations=[z[:S] for z in state.preactivations], kernels=kernels,
-                   mean_prediction=state.prediction_sum / max(S, 1), traces=state.traces,
+                   mean_prediction=mean_f, traces=state.traces,
                    iterations=np.arange(warm, warm + S * thin, thin), config=state.config,
                    wall_time=state.wall_time, gradient_evals=state.gradient_evals, final_state=state.q.copy(),
                    diagnostics=diag)

@@ -154,6 +154,29 @@ class Samples:
     def gradient_evals_per_second(self):
         return self.gradient_evals / self.wall_time if self.wall_time > 0 else float("nan")
 
+    def save(self, path):
+        """Save to ``.npz`` (readouts, preactivations, kernels, traces, configuration)."""
+        arrays = dict(readouts=self.readouts, kernels=np.stack(self.kernels), mean_prediction=self.mean_prediction,
+                      iterations=self.iterations, final_state=self.final_state,
+                      meta=np.array(json.dumps(dict(config=self.config, wall_time=self.wall_time,
+                                                    gradient_evals=self.gradient_evals,
+                                                    diagnostics=self.diagnostics))))
+        arrays.update({"trace_" + k: v for k, v in self.traces.items()})
+        arrays.update({f"pre_{i}": z for i, z in enumerate(self.preactivations)})
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Load samples written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as d:
+            meta = json.loads(str(d["meta"]))
+            pre = [d[f"pre_{i}"] for i in range(meta["config"]["depth"]) if f"pre_{i}" in d]
+            return cls(readouts=d["readouts"], preactivations=pre, kernels=tuple(d["kernels"]),
+                       mean_prediction=d["mean_prediction"],
+                       traces={k: d["trace_" + k] for k in TRACE_KEYS}, iterations=d["iterations"],
+                       config=meta["config"], wall_time=meta["wall_time"], gradient_evals=meta["gradient_evals"],
+                       final_state=d["final_state"], diagnostics=meta["diagnostics"])
+
     def table(self):
         """Readable run summary with the equilibration diagnostics."""
         c = self.config

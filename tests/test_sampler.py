@@ -1,0 +1,141 @@
+"""The sampler itself: gradients, determinism, exact resume after SIGKILL, space equivalence, errors."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield._kernels import network as nw
+from meanfield.nonlinearities import nonlinearity
+
+
+@pytest.mark.parametrize("name", ["linear", "erf", "relu", "softplus", "relu2"])
+@pytest.mark.parametrize("L", [1, 2, 3])
+def test_energy_gradient_matches_finite_differences(name, L):
+    # central differences, h = 1e-6: truncation ~h² and round-off ~1e-16/h ≈ 1e-10 relative
+    rng = np.random.default_rng(L)
+    phi = nonlinearity(name)
+    N, P, r, m = 5, 4, 6, 2
+    B = rng.standard_normal((r, P))
+    Y = rng.standard_normal((P, m))
+    dims = np.array([N, r, L, m], dtype=np.int64)
+    n = N * r + (L - 1) * N * N + N * m
+    q = rng.standard_normal(n) + 0.3
+    g = np.empty(n)
+    sc = nw.alloc_scratch(dims, P)
+
+    def energy(x):
+        return sum(nw.energy_grad(phi.code, phi.prog, x, np.empty(n), B, B.T.copy(), False, dims, Y,
+                                  0.4, 0.3, *sc))
+
+    nw.energy_grad(phi.code, phi.prog, q, g, B, B.T.copy(), False, dims, Y, 0.4, 0.3, *sc)
+    h = 1e-6
+    num = np.array([(energy(q + h * e) - energy(q - h * e)) / (2 * h) for e in np.eye(n)])
+    assert np.max(np.abs(num - g)) / np.max(np.abs(g)) < 1e-7
+
+
+def _small_task():
+    return mf.toy_task(12, 16, y_minus=0.0, seed=1)
+
+
+def test_same_seed_same_chain_and_different_seed_differs():
+    task = _small_task()
+    kw = dict(N=10, T=0.05, steps=40, seed=3, progress=False)
+    a = mf.sample(task, "erf", **kw)
+    b = mf.sample(task, "erf", **kw)
+    c = mf.sample(task, "erf", **{**kw, "seed": 4})
+    assert np.array_equal(a.final_state, b.final_state)
+    assert np.array_equal(a.readouts, b.readouts)
+    assert not np.array_equal(a.final_state, c.final_state)
+
+
+CHILD = textwrap.dedent("""
+    import meanfield as mf, sys
+    task = mf.toy_task(12, 16, y_minus=0.0, seed=1)
+    mf.sample(task, "erf", N=10, depth=2, T=0.05, steps={steps}, seed=5, thin=7,
+              checkpoint=sys.argv[1], checkpoint_every=25, progress=False)
+""")
+
+
+def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
+    steps = 6000
+    ckpt = str(tmp_path / "run.npz")
+    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(steps=steps), ckpt])
+    killed_at = None
+    t0 = time.time()
+    try:
+        while time.time() - t0 < 120:
+            if os.path.exists(ckpt):
+                with np.load(ckpt) as d:
+                    it = int(d["scalars"][2])
+                if it >= 100:
+                    proc.send_signal(signal.SIGKILL)
+                    killed_at = it
+                    break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.005)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert killed_at is not None and killed_at < steps, "the child finished before it could be killed"
+    task = _small_task()
+    kw = dict(N=10, depth=2, T=0.05, steps=steps, seed=5, thin=7, progress=False)
+    resumed = mf.sample(task, "erf", checkpoint=ckpt, checkpoint_every=25, **kw)
+    clean = mf.sample(task, "erf", **kw)
+    assert np.array_equal(resumed.final_state, clean.final_state)
+    assert np.array_equal(resumed.readouts, clean.readouts)
+    assert np.array_equal(resumed.preactivations[1], clean.preactivations[1])
+    for k in clean.traces:
+        assert np.array_equal(resumed.traces[k], clean.traces[k]), k
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    task = _small_task()
+    ckpt = str(tmp_path / "c.npz")
+    mf.sample(task, "erf", N=6, T=0.1, steps=4, checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="different run"):
+        mf.sample(task, "erf", N=7, T=0.1, steps=4, checkpoint=ckpt, progress=False)
+
+
+def test_weight_and_preactivation_space_sample_the_same_posterior():
+    # Same posterior in two parametrizations: readout second moments must agree within
+    # their Monte-Carlo error (estimated from the spread over independent seeds).
+    task = mf.toy_task(30, 40, y_minus=0.0, seed=2)
+    stats = {}
+    for space in ("weight", "preactivation"):
+        vals = []
+        for seed in range(3):
+            s = mf.sample(task, "erf", N=30, T=0.05, steps=500, seed=seed, space=space, progress=False,
+                          record_preactivations=False)
+            vals.append(np.linalg.eigvalsh(s.readout_covariance()))
+        stats[space] = np.array(vals)
+    mw, mp = stats["weight"].mean(0), stats["preactivation"].mean(0)
+    se = np.sqrt(stats["weight"].var(0, ddof=1) / 3 + stats["preactivation"].var(0, ddof=1) / 3)
+    assert np.all(np.abs(mw - mp) < 4 * se + 1e-3 * np.abs(mp)), (mw, mp, se)
+    assert np.all(np.abs(mw - mp) / mp < 0.05)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(T=0.0), "T"), (dict(T=-1.0), "T"), (dict(N=0), "N"), (dict(depth=0), "depth"),
+    (dict(space="z"), "space"), (dict(steps=0), "steps"), (dict(thin=0), "thin"),
+    (dict(space="preactivation", depth=2), "depth"), (dict(sigma_a2=-1.0), "sigma_a2"),
+])
+def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
+    task = _small_task()
+    base = dict(N=4, T=0.1, steps=2, progress=False)
+    with pytest.raises(ValueError, match=match):
+        mf.sample(task, "linear", **{**base, **kwargs})
+
+
+def test_unknown_nonlinearity_and_wrong_task_type():
+    task = _small_task()
+    with pytest.raises(ValueError, match="name"):
+        mf.sample(task, "tanhh", N=4, T=0.1, steps=2)
+    with pytest.raises(TypeError, match="task"):
+        mf.sample(task.X, "linear", N=4, T=0.1, steps=2)
