@@ -25,31 +25,110 @@ STREAM_MOMENTUM = 1
 STREAM_ACCEPT = 2
 
 
-@nb.njit(cache=True, parallel=True)
+_NBLK = 64      # fixed reduction blocking: sums do not depend on the thread count
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
 def _activate(code, prog, Z, H, D, scale):
-    """In place: Z *= scale; H = φ(Z); D = φ'(Z)."""
+    """H = φ(scale·Z), D = φ'(scale·Z); Z itself is not modified."""
     n0, n1 = Z.shape
     for i in nb.prange(n0):
         for j in range(n1):
             z = Z[i, j] * scale
-            Z[i, j] = z
             H[i, j] = phi(code, prog, z)
             D[i, j] = dphi(code, prog, z)
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, parallel=True, fastmath=True)
 def _sumsq(x):
-    """Deterministic Σ x² of a flat array (fixed blocking, independent of threads)."""
+    """Deterministic Σ x² of a flat array."""
     n = x.shape[0]
-    nb_blocks = 64
-    part = np.zeros(nb_blocks)
-    step = (n + nb_blocks - 1) // nb_blocks
-    for b in nb.prange(nb_blocks):
+    part = np.zeros(_NBLK)
+    step = (n + _NBLK - 1) // _NBLK
+    for b in nb.prange(_NBLK):
         s = 0.0
         for k in range(b * step, min(n, (b + 1) * step)):
             s += x[k] * x[k]
         part[b] = s
     return part.sum()
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def _kick_drift(p, q, g, a, b):
+    """p ← p − a·g; q ← q + b·p (one fused pass); returns Σq² of the new q."""
+    n = q.shape[0]
+    part = np.zeros(_NBLK)
+    step = (n + _NBLK - 1) // _NBLK
+    for blk in nb.prange(_NBLK):
+        s = 0.0
+        for k in range(blk * step, min(n, (blk + 1) * step)):
+            pk = p[k] - a * g[k]
+            p[k] = pk
+            qk = q[k] + b * pk
+            q[k] = qk
+            s += qk * qk
+        part[blk] = s
+    return part.sum()
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def _kick(p, g, a):
+    """p ← p − a·g; returns Σp² of the new p."""
+    n = p.shape[0]
+    part = np.zeros(_NBLK)
+    step = (n + _NBLK - 1) // _NBLK
+    for blk in nb.prange(_NBLK):
+        s = 0.0
+        for k in range(blk * step, min(n, (blk + 1) * step)):
+            pk = p[k] - a * g[k]
+            p[k] = pk
+            s += pk * pk
+        part[blk] = s
+    return part.sum()
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def _top_delta(At, R, D, coef, dZ):
+    """Feature-layer backprop dZ[i, μ] = coef · Σ_r Ã[i, r] R[μ, r] · φ'(Z_L)[i, μ]."""
+    N, P = D.shape
+    m = At.shape[1]
+    for i in nb.prange(N):
+        for mu in range(P):
+            s = 0.0
+            for k in range(m):
+                s += At[i, k] * R[mu, k]
+            dZ[i, mu] = coef * s * D[i, mu]
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def _top_delta_fused(At, R, D, coef, base, out):
+    """``out = base + δ`` with δ as in :func:`_top_delta` (identity geometry, prior term included)."""
+    N, P = D.shape
+    m = At.shape[1]
+    for i in nb.prange(N):
+        for mu in range(P):
+            s = 0.0
+            for k in range(m):
+                s += At[i, k] * R[mu, k]
+            out[i, mu] = base[i, mu] + coef * s * D[i, mu]
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def _add_scaled(out, base, X, c):
+    """out = base + c·X."""
+    n0, n1 = out.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            out[i, j] = base[i, j] + c * X[i, j]
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def _scaled_product(out, X, D, c):
+    """out = c · X ⊙ D."""
+    n0, n1 = out.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            out[i, j] = c * X[i, j] * D[i, j]
 
 
 @nb.njit(cache=True)
@@ -64,79 +143,76 @@ def unpack(q, N, r, L, m):
 
 
 @nb.njit(cache=True)
-def forward(code, prog, q, B, identity, dims, sig_a, Z, H, D, F):
-    """Forward pass: fills Z, H, D (L × N × P) and F (P × m) for parameters ``q``."""
+def forward(code, prog, q, B, identity, dims, sig_a, Z, H, D, F, keep_z):
+    """Forward pass: fills H, D (L × N × P), F (P × m) and, with ``keep_z``, the preactivations Z.
+
+    Without ``keep_z`` the identity geometry reads the first-layer
+    preactivations straight from ``q`` and does not write ``Z[0]``; hidden
+    layers keep ``√N Z_ℓ`` in ``Z[ℓ]``.
+    """
     N, r, L, m = dims[0], dims[1], dims[2], dims[3]
     C, Wh, At = unpack(q, N, r, L, m)
     if identity:
-        Z[0][:, :] = C
+        if keep_z:
+            Z[0][:, :] = C
+        _activate(code, prog, C, H[0], D[0], 1.0)
     else:
         np.dot(C, B, Z[0])
-    _activate(code, prog, Z[0], H[0], D[0], 1.0)
+        _activate(code, prog, Z[0], H[0], D[0], 1.0)
     inv_sqrt_n = 1.0 / math.sqrt(N)
     for ell in range(1, L):
         np.dot(Wh[ell - 1], H[ell - 1], Z[ell])
         _activate(code, prog, Z[ell], H[ell], D[ell], inv_sqrt_n)
+        if keep_z:
+            Z[ell] *= inv_sqrt_n
     np.dot(H[L - 1].T, At, F)
     F *= sig_a / N
 
 
-@nb.njit(cache=True, parallel=True)
-def _top_delta(At, R, D, coef, dZ):
-    """dZ[i, μ] = coef · Σ_r Ã[i, r] R[μ, r] · D[i, μ] (the feature-layer backprop)."""
-    N, P = dZ.shape
-    m = At.shape[1]
-    for i in nb.prange(N):
-        for mu in range(P):
-            s = 0.0
-            for k in range(m):
-                s += At[i, k] * R[mu, k]
-            dZ[i, mu] = coef * s * D[i, mu]
-
-
-@nb.njit(cache=True, parallel=True)
-def _mul_inplace(X, D):
-    n0, n1 = X.shape
-    for i in nb.prange(n0):
-        for j in range(n1):
-            X[i, j] *= D[i, j]
-
-
 @nb.njit(cache=True)
-def energy_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, T, Z, H, D, F, dZ, tmp, tmpw):
-    """Energy ``(E_prior, E_lik)`` at ``q``; writes ∇E into ``g``. Scratch arrays are overwritten."""
+def lik_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, T, Z, H, D, F, dZ, tmp, tmpw, tmpc):
+    """``E_lik = (N / 2T)|Y − F|²`` at ``q``; writes the full gradient ∇E = q + ∇E_lik into ``g``."""
     N, r, L, m = dims[0], dims[1], dims[2], dims[3]
-    forward(code, prog, q, B, identity, dims, sig_a, Z, H, D, F)
+    forward(code, prog, q, B, identity, dims, sig_a, Z, H, D, F, False)
     R = Y - F
     e_lik = 0.5 * N / T * np.sum(R * R)
-    e_prior = 0.5 * _sumsq(q)
-    g[:] = q
     gC, gW, gA = unpack(g, N, r, L, m)
     C, Wh, At = unpack(q, N, r, L, m)
     # readouts: ∂E/∂Ã = Ã − (σ_a / T) φ(Z_L) R
     HR = np.dot(H[L - 1], R)
-    gA -= (sig_a / T) * HR
-    # feature layer: ∂E/∂Z_L = −(σ_a / T) (Ã Rᵀ) ⊙ φ'(Z_L)
-    _top_delta(At, R, D[L - 1], -sig_a / T, dZ)
+    for i in range(N):
+        for k in range(m):
+            gA[i, k] = At[i, k] - (sig_a / T) * HR[i, k]
+    coef = -sig_a / T
+    if L == 1 and identity:
+        _top_delta_fused(At, R, D[0], coef, C, gC)
+        return e_lik
+    _top_delta(At, R, D[L - 1], coef, dZ)
     inv_sqrt_n = 1.0 / math.sqrt(N)
     for ell in range(L - 1, 0, -1):
         np.dot(dZ, H[ell - 1].T, tmpw)
-        gW[ell - 1] += inv_sqrt_n * tmpw
+        _add_scaled(gW[ell - 1], Wh[ell - 1], tmpw, inv_sqrt_n)
         np.dot(Wh[ell - 1].T, dZ, tmp)
-        dZ[:, :] = tmp
-        dZ *= inv_sqrt_n
-        _mul_inplace(dZ, D[ell - 1])
+        _scaled_product(dZ, tmp, D[ell - 1], inv_sqrt_n)
     if identity:
-        gC += dZ
+        _add_scaled(gC, C, dZ, 1.0)
     else:
-        gC += np.dot(dZ, Bt)
-    return e_prior, e_lik
+        np.dot(dZ, Bt, tmpc)
+        _add_scaled(gC, C, tmpc, 1.0)
+    return e_lik
+
+
+@nb.njit(cache=True)
+def energy_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, T, Z, H, D, F, dZ, tmp, tmpw, tmpc):
+    """Energy ``(E_prior, E_lik)`` at ``q``; writes ∇E into ``g``. Scratch arrays are overwritten."""
+    e_lik = lik_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, T, Z, H, D, F, dZ, tmp, tmpw, tmpc)
+    return 0.5 * _sumsq(q), e_lik
 
 
 @nb.njit(cache=True)
 def alloc_scratch(dims, P):
-    """Scratch arrays (Z, H, D, F, dZ, tmp, tmpw) for :func:`energy_grad`."""
-    N, L, m = dims[0], dims[2], dims[3]
+    """Scratch arrays (Z, H, D, F, dZ, tmp, tmpw, tmpc) for :func:`energy_grad`."""
+    N, r, L, m = dims[0], dims[1], dims[2], dims[3]
     Z = np.empty((L, N, P))
     H = np.empty((L, N, P))
     D = np.empty((L, N, P))
@@ -144,7 +220,8 @@ def alloc_scratch(dims, P):
     dZ = np.empty((N, P))
     tmp = np.empty((N, P))
     tmpw = np.empty((N, N)) if L > 1 else np.empty((1, 1))
-    return Z, H, D, F, dZ, tmp, tmpw
+    tmpc = np.empty((N, r))
+    return Z, H, D, F, dZ, tmp, tmpw, tmpc
 
 
 @nb.njit(cache=True)
@@ -154,31 +231,26 @@ def hmc_trajectory(code, prog, q, g, e_prior, e_lik, B, Bt, identity, dims, Y, s
 
     ``q`` and ``g`` (gradient at q) are updated in place on acceptance.
     Returns ``(accepted, accept_prob, e_prior, e_lik, delta_H)``; a non-finite
-    or huge energy error counts as a divergence (rejected, ``delta_H = inf``).
+    energy counts as a divergence (rejected, ``delta_H = inf``).
     """
     P = Y.shape[0]
     n = q.shape[0]
-    Z, H, D, F, dZ, tmp, tmpw = alloc_scratch(dims, P)
+    Z, H, D, F, dZ, tmp, tmpw, tmpc = alloc_scratch(dims, P)
     p = np.empty(n)
     fill_normal(p, stream_key(seed, STREAM_MOMENTUM, it))
     h0 = e_prior + e_lik + 0.5 * _sumsq(p)
     q1 = q.copy()
     g1 = g.copy()
     ep, el = e_prior, e_lik
-    finite = True
     for s in range(n_leap):
-        p -= 0.5 * eps * g1
-        q1 += eps * p
-        ep, el = energy_grad(code, prog, q1, g1, B, Bt, identity, dims, Y, sig_a, T,
-                             Z, H, D, F, dZ, tmp, tmpw)
+        # leapfrog: half kick + drift merged with the previous step's closing half kick
+        ep = 0.5 * _kick_drift(p, q1, g1, (0.5 if s == 0 else 1.0) * eps, eps)
+        el = lik_grad(code, prog, q1, g1, B, Bt, identity, dims, Y, sig_a, T,
+                      Z, H, D, F, dZ, tmp, tmpw, tmpc)
         if not (math.isfinite(ep) and math.isfinite(el)):
-            finite = False
-            break
-        p -= 0.5 * eps * g1
-    if not finite:
-        return False, 0.0, e_prior, e_lik, math.inf
-    h1 = ep + el + 0.5 * _sumsq(p)
-    dh = h1 - h0
+            return False, 0.0, e_prior, e_lik, math.inf
+    kin = 0.5 * _kick(p, g1, 0.5 * eps)
+    dh = ep + el + kin - h0
     if not math.isfinite(dh):
         return False, 0.0, e_prior, e_lik, math.inf
     acc_prob = 1.0 if dh <= 0.0 else math.exp(-dh)

@@ -220,7 +220,7 @@ def _record(state, code, prog, B, identity, dims, sig_a, scratch):
     """Store the current sample (readouts, preactivations) and accumulate kernels and predictions."""
     N, r, L, m = (int(v) for v in dims)
     Z, H, D, F = scratch[0], scratch[1], scratch[2], scratch[3]
-    _nw.forward(code, prog, state.q, B, identity, dims, sig_a, Z, H, D, F)
+    _nw.forward(code, prog, state.q, B, identity, dims, sig_a, Z, H, D, F, True)
     s = state.stored
     _, _, At = _nw.unpack(state.q, N, r, L, m)
     state.readouts[s] = sig_a * At
