@@ -139,3 +139,48 @@ def test_unknown_nonlinearity_and_wrong_task_type():
         mf.sample(task, "tanhh", N=4, T=0.1, steps=2)
     with pytest.raises(TypeError, match="task"):
         mf.sample(task.X, "linear", N=4, T=0.1, steps=2)
+
+
+@pytest.mark.parametrize("name", ["linear", "erf", "relu"])
+def test_fused_identity_leapfrog_equals_generic_path(name):
+    # The toy-task fast path (L = 1, K0 = I) must compute the same energy and gradient as the
+    # generic GEMM path with B = I; only floating-point reassociation differs (≤ 1e-12 relative).
+    from meanfield._kernels.leapfrog_identity import NBLK, leapfrog_identity
+    rng = np.random.default_rng(0)
+    phi = nonlinearity(name)
+    N, P, m = 9, 7, 3
+    dims = np.array([N, P, 1, m], dtype=np.int64)
+    n = N * P + N * m
+    Y = rng.standard_normal((P, m))
+    q = rng.standard_normal(n)
+    p = rng.standard_normal(n)
+    g0 = rng.standard_normal(n)
+    a, b = 0.01, 0.02
+    # generic: kick, drift, gradient
+    p_ref = p - a * g0
+    q_ref = q + b * p_ref
+    g_ref = np.empty(n)
+    ep_ref, el_ref = nw.energy_grad(phi.code, phi.prog, q_ref, g_ref, np.eye(P), np.eye(P), False, dims, Y,
+                                    0.3, 0.05, *nw.alloc_scratch(dims, P))
+    H, D = np.empty((N, P)), np.empty((N, P))
+    g = g0.copy()
+    ep, el = leapfrog_identity(phi.code, phi.prog, p, q, g, a, b, Y, 0.3, 0.05, N, H, D,
+                               np.empty((NBLK, m, P)), np.empty(NBLK))
+    assert np.allclose(q, q_ref, rtol=1e-14, atol=1e-14)
+    assert np.allclose(p, p_ref, rtol=1e-14, atol=1e-14)
+    assert abs(ep - ep_ref) <= 1e-12 * abs(ep_ref)
+    assert abs(el - el_ref) <= 1e-12 * abs(el_ref)
+    assert np.max(np.abs(g - g_ref)) <= 1e-12 * np.max(np.abs(g_ref))
+
+
+def test_fast_sigmoid_matches_scipy():
+    # the sampler's vectorized φ_erf: 1e-13 absolute on φ, 1e-12 relative on φ' (see fastphi.py)
+    from scipy.special import ndtr
+    from meanfield._kernels.fastphi import KAPPA, activate_erf
+    z = np.linspace(-60, 60, 240001).reshape(1, -1)
+    H, D = np.empty_like(z), np.empty_like(z)
+    activate_erf(z, H, D, 1.0)
+    assert np.max(np.abs(H - ndtr(KAPPA * z))) < 1e-13
+    d_exact = KAPPA / np.sqrt(2 * np.pi) * np.exp(-0.5 * (KAPPA * z) ** 2)
+    mask = d_exact > 1e-300
+    assert np.max(np.abs(D[mask] - d_exact[mask]) / d_exact[mask]) < 1e-12

@@ -18,7 +18,9 @@ import math
 import numba as nb
 import numpy as np
 
-from .phi import dphi, phi
+from .fastphi import activate_erf
+from .leapfrog_identity import NBLK, leapfrog_identity
+from .phi import ERF, dphi, phi
 from .rng import fill_normal, stream_key, uniform_at
 
 STREAM_MOMENTUM = 1
@@ -28,9 +30,17 @@ STREAM_ACCEPT = 2
 _NBLK = 64      # fixed reduction blocking: sums do not depend on the thread count
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
+@nb.njit(cache=True)
 def _activate(code, prog, Z, H, D, scale):
     """H = φ(scale·Z), D = φ'(scale·Z); Z itself is not modified."""
+    if code == ERF:
+        activate_erf(Z, H, D, scale)
+    else:
+        _activate_generic(code, prog, Z, H, D, scale)
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True)
+def _activate_generic(code, prog, Z, H, D, scale):
     n0, n1 = Z.shape
     for i in nb.prange(n0):
         for j in range(n1):
@@ -242,9 +252,18 @@ def hmc_trajectory(code, prog, q, g, e_prior, e_lik, B, Bt, identity, dims, Y, s
     q1 = q.copy()
     g1 = g.copy()
     ep, el = e_prior, e_lik
+    fused = dims[2] == 1 and identity
+    Fpart = np.empty((NBLK, dims[3], P))
+    sq = np.empty(NBLK)
     for s in range(n_leap):
         # leapfrog: half kick + drift merged with the previous step's closing half kick
-        ep = 0.5 * _kick_drift(p, q1, g1, (0.5 if s == 0 else 1.0) * eps, eps)
+        a = (0.5 if s == 0 else 1.0) * eps
+        if fused:
+            ep, el = leapfrog_identity(code, prog, p, q1, g1, a, eps, Y, sig_a, T, dims[0], H[0], D[0], Fpart, sq)
+            if not (math.isfinite(ep) and math.isfinite(el)):
+                return False, 0.0, e_prior, e_lik, math.inf
+            continue
+        ep = 0.5 * _kick_drift(p, q1, g1, a, eps)
         el = lik_grad(code, prog, q1, g1, B, Bt, identity, dims, Y, sig_a, T,
                       Z, H, D, F, dZ, tmp, tmpw, tmpc)
         if not (math.isfinite(ep) and math.isfinite(el)):
