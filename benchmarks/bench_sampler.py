@@ -87,9 +87,10 @@ def time_meanfield(task, N, name, sig_a, T, space, project, reps, depth=1):
     g = np.empty(n)
     ep, el = nw.energy_grad(phi.code, phi.prog, q, g, B, Bt, identity, dims, task.Y, sig_a, T,
                             *nw.alloc_scratch(dims, task.P))
-    nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, 2, 0, 0)
+    ws = nw.alloc_workspace(dims, task.P, n)
+    nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, 2, 0, 0, ws)
     t0 = time.perf_counter()
-    nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, reps, 0, 1)
+    nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, reps, 0, 1, ws)
     return (time.perf_counter() - t0) / reps, r
 
 

@@ -235,37 +235,39 @@ def alloc_scratch(dims, P):
 
 
 @nb.njit(cache=True)
+def alloc_workspace(dims, P, n):
+    """Every array a trajectory needs, allocated once per run (fresh pages cost more than the math)."""
+    Z, H, D, F, dZ, tmp, tmpw, tmpc = alloc_scratch(dims, P)
+    return (Z, H, D, F, dZ, tmp, tmpw, tmpc, np.zeros(n), np.zeros(n), np.zeros(n),
+            np.zeros((NBLK, dims[3], P)), np.zeros(NBLK))
+
+
+@nb.njit(cache=True)
 def hmc_trajectory(code, prog, q, g, e_prior, e_lik, B, Bt, identity, dims, Y, sig_a, T,
-                   eps, n_leap, seed, it):
+                   eps, n_leap, seed, it, ws):
     """One Metropolis-adjusted HMC transition (MALA when ``n_leap == 1``).
 
-    ``q`` and ``g`` (gradient at q) are updated in place on acceptance.
+    ``q`` and ``g`` (gradient at q) are updated in place on acceptance; ``ws``
+    is the workspace from :func:`alloc_workspace`.
     Returns ``(accepted, accept_prob, e_prior, e_lik, delta_H)``; a non-finite
     energy counts as a divergence (rejected, ``delta_H = inf``).
     """
-    P = Y.shape[0]
-    n = q.shape[0]
-    Z, H, D, F, dZ, tmp, tmpw, tmpc = alloc_scratch(dims, P)
-    p = np.empty(n)
+    Z, H, D, F, dZ, tmp, tmpw, tmpc, p, q1, g1, Fpart, sq = ws
     fill_normal(p, stream_key(seed, STREAM_MOMENTUM, it))
     h0 = e_prior + e_lik + 0.5 * _sumsq(p)
-    q1 = q.copy()
-    g1 = g.copy()
+    q1[:] = q
+    g1[:] = g
     ep, el = e_prior, e_lik
     fused = dims[2] == 1 and identity
-    Fpart = np.empty((NBLK, dims[3], P))
-    sq = np.empty(NBLK)
     for s in range(n_leap):
         # leapfrog: half kick + drift merged with the previous step's closing half kick
         a = (0.5 if s == 0 else 1.0) * eps
         if fused:
             ep, el = leapfrog_identity(code, prog, p, q1, g1, a, eps, Y, sig_a, T, dims[0], H[0], D[0], Fpart, sq)
-            if not (math.isfinite(ep) and math.isfinite(el)):
-                return False, 0.0, e_prior, e_lik, math.inf
-            continue
-        ep = 0.5 * _kick_drift(p, q1, g1, a, eps)
-        el = lik_grad(code, prog, q1, g1, B, Bt, identity, dims, Y, sig_a, T,
-                      Z, H, D, F, dZ, tmp, tmpw, tmpc)
+        else:
+            ep = 0.5 * _kick_drift(p, q1, g1, a, eps)
+            el = lik_grad(code, prog, q1, g1, B, Bt, identity, dims, Y, sig_a, T,
+                          Z, H, D, F, dZ, tmp, tmpw, tmpc)
         if not (math.isfinite(ep) and math.isfinite(el)):
             return False, 0.0, e_prior, e_lik, math.inf
     kin = 0.5 * _kick(p, g1, 0.5 * eps)

@@ -175,6 +175,7 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     adapt = DualAveraging.from_array(state.adapt)
     restarts = set(warmup_windows(warmup))
     scratch = _nw.alloc_scratch(dims, P)
+    ws = _nw.alloc_workspace(dims, P, n_params)
     bar = Progress(steps, enabled=progress, start=state.iteration)
     t_start = time.perf_counter()
     tr = state.traces
@@ -190,7 +191,7 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
             jitter = 0.8 + 0.4 * uniform_draw(seed, STREAM_JITTER, it, 0)
             n_leap = int(min(max_leapfrog, max(1, math.ceil(jitter * trajectory_length / eps))))
         acc, prob, ep, el, dh = _nw.hmc_trajectory(code, prog, state.q, state.g, state.e_prior, state.e_lik,
-                                                   B, Bt, identity, dims, Y, sig_a, T, eps, n_leap, seed, it)
+                                                   B, Bt, identity, dims, Y, sig_a, T, eps, n_leap, seed, it, ws)
         state.e_prior, state.e_lik = ep, el
         state.gradient_evals += n_leap
         if in_warmup:
