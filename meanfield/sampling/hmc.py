@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from .diagnostics import equilibration_report
 from .geometry import first_layer_geometry
 from .progress import Progress
 from .storage import RunState, Samples
+from .threads import kernel_threads
 
 STREAM_INIT = 0
 STREAM_JITTER = 3
@@ -177,7 +179,39 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     scratch = _nw.alloc_scratch(dims, P)
     ws = _nw.alloc_workspace(dims, P, n_params)
     bar = Progress(steps, enabled=progress, start=state.iteration)
-    t_start = time.perf_counter()
+    ctx = _Context(code, prog, B, Bt, identity, dims, Y, sig_a, T, seed, ws, scratch)
+    state.t_start = time.perf_counter()
+    with kernel_threads(N * P):
+        _run(state, ctx, adapt, restarts, bar, checkpoint, checkpoint_every)
+    bar.close()
+    state.adapt = adapt.to_array()
+    state.wall_time += time.perf_counter() - state.t_start
+    return _finish(state, task, N, T, P, m)
+
+
+class _Context(NamedTuple):
+    """Everything the transition kernel needs besides the mutable run state."""
+    code: int
+    prog: np.ndarray
+    B: np.ndarray
+    Bt: np.ndarray
+    identity: bool
+    dims: np.ndarray
+    Y: np.ndarray
+    sig_a: float
+    T: float
+    seed: int
+    ws: tuple
+    scratch: tuple
+
+
+def _run(state, ctx, adapt, restarts, bar, checkpoint, checkpoint_every):
+    """The transition loop: adaptation during warm-up, recording, checkpoints."""
+    cfg = state.config
+    steps, warmup, thin, seed = cfg["steps"], cfg["warmup"], cfg["thin"], cfg["seed"]
+    n_leapfrog, trajectory_length, max_leapfrog = cfg["n_leapfrog"], cfg["trajectory_length"], cfg["max_leapfrog"]
+    N, T = cfg["N"], ctx.T
+    P, m = ctx.Y.shape
     tr = state.traces
     while state.iteration < steps:
         it = state.iteration
@@ -190,8 +224,9 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
         else:
             jitter = 0.8 + 0.4 * uniform_draw(seed, STREAM_JITTER, it, 0)
             n_leap = int(min(max_leapfrog, max(1, math.ceil(jitter * trajectory_length / eps))))
-        acc, prob, ep, el, dh = _nw.hmc_trajectory(code, prog, state.q, state.g, state.e_prior, state.e_lik,
-                                                   B, Bt, identity, dims, Y, sig_a, T, eps, n_leap, seed, it, ws)
+        acc, prob, ep, el, dh = _nw.hmc_trajectory(ctx.code, ctx.prog, state.q, state.g, state.e_prior,
+                                                   state.e_lik, ctx.B, ctx.Bt, ctx.identity, ctx.dims, ctx.Y,
+                                                   ctx.sig_a, T, eps, n_leap, seed, it, ctx.ws)
         state.e_prior, state.e_lik = ep, el
         state.gradient_evals += n_leap
         if in_warmup:
@@ -203,25 +238,22 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
         tr["n_leapfrog"][it] = n_leap
         tr["divergent"][it] = 0.0 if math.isfinite(dh) else 1.0
         if it >= warmup and (it - warmup) % thin == 0:
-            _record(state, code, prog, B, identity, dims, sig_a, scratch)
+            _record(state, ctx)
         state.iteration = it + 1
         bar.update(state.iteration, accept=prob, eps=eps, n_leap=n_leap, err=tr["train_error"][it])
         if checkpoint is not None and (state.iteration % checkpoint_every == 0 or state.iteration == steps):
             state.adapt = adapt.to_array()
-            state.wall_time += time.perf_counter() - t_start
-            t_start = time.perf_counter()
+            state.wall_time += time.perf_counter() - state.t_start
+            state.t_start = time.perf_counter()
             state.save(checkpoint)
-    bar.close()
-    state.adapt = adapt.to_array()
-    state.wall_time += time.perf_counter() - t_start
-    return _finish(state, task, N, T, P, m)
 
 
-def _record(state, code, prog, B, identity, dims, sig_a, scratch):
+def _record(state, ctx):
     """Store the current sample (readouts, preactivations) and accumulate kernels and predictions."""
-    N, r, L, m = (int(v) for v in dims)
-    Z, H, D, F = scratch[0], scratch[1], scratch[2], scratch[3]
-    _nw.forward(code, prog, state.q, B, identity, dims, sig_a, Z, H, D, F, True)
+    N, r, L, m = (int(v) for v in ctx.dims)
+    sig_a = ctx.sig_a
+    Z, H, D, F = ctx.scratch[0], ctx.scratch[1], ctx.scratch[2], ctx.scratch[3]
+    _nw.forward(ctx.code, ctx.prog, state.q, ctx.B, ctx.identity, ctx.dims, sig_a, Z, H, D, F, True)
     s = state.stored
     _, _, At = _nw.unpack(state.q, N, r, L, m)
     state.readouts[s] = sig_a * At

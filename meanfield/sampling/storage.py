@@ -37,6 +37,7 @@ class RunState:
     stored: int = 0
     wall_time: float = 0.0
     gradient_evals: int = 0
+    t_start: float = 0.0                 # wall-clock start of the current segment (not saved)
 
     @classmethod
     def new(cls, config, q, g, e_prior, e_lik, adapt, n_store, N, P, m, L, record_preactivations):
