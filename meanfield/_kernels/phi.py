@@ -11,7 +11,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .program import run_program
+from .program import NAN_PROGRAM, run_program
 
 LINEAR = 0
 ERF = 1
@@ -24,7 +24,7 @@ KAPPA = math.sqrt(math.pi / 2.0)        # φ_erf(z) = ½[1 + erf(√π z / 2)] =
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
-EMPTY_PROG = np.zeros(1)
+EMPTY_PROG = NAN_PROGRAM      # placeholder program carried by built-ins (never run)
 
 
 @nb.njit(cache=True, inline="always")
@@ -76,11 +76,21 @@ def d2phi(code, prog, z):
     elif code == RELU:
         return 0.0
     elif code == SOFTPLUS:
-        s = 1.0 / (1.0 + math.exp(-z)) if z > 0.0 else math.exp(z) / (1.0 + math.exp(z))
-        return s * (1.0 - s)
+        e = math.exp(-abs(z))           # σ(z)σ(−z), without the cancellation of 1 − σ(z)
+        return e / ((1.0 + e) * (1.0 + e))
     elif code == RELU2:
         return 2.0 if z > 0.0 else 0.0
     return run_program(prog, 2, z)
+
+
+@nb.njit(cache=True, inline="always")
+def phi_which(code, prog, z, which):
+    """φ (which=0), φ' (1) or φ'' (2) at ``z``."""
+    if which == 0:
+        return phi(code, prog, z)
+    elif which == 1:
+        return dphi(code, prog, z)
+    return d2phi(code, prog, z)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -90,10 +100,14 @@ def apply_phi(code, prog, Z, which):
     n0, n1 = Z.shape
     for i in nb.prange(n0):
         for j in range(n1):
-            if which == 0:
-                out[i, j] = phi(code, prog, Z[i, j])
-            elif which == 1:
-                out[i, j] = dphi(code, prog, Z[i, j])
-            else:
-                out[i, j] = d2phi(code, prog, Z[i, j])
+            out[i, j] = phi_which(code, prog, Z[i, j], which)
+    return out
+
+
+@nb.njit(cache=True)
+def apply_phi_1d(code, prog, z, which):
+    """Serial elementwise φ, φ' or φ'' of a 1-D array (no thread launch for small inputs)."""
+    out = np.empty_like(z)
+    for i in range(z.shape[0]):
+        out[i] = phi_which(code, prog, z[i], which)
     return out
