@@ -78,6 +78,7 @@ class Solution:
     _predict: Callable | None = None
     _kernel: Callable | None = None
     _conditional: Callable | None = None
+    _density: Callable | None = None
 
     @property
     def t(self) -> np.ndarray:
@@ -121,6 +122,26 @@ class Solution:
         if self._conditional is None:
             raise NotImplementedError(f"conditional is not available for {self.nonlinearity}")
         return self._conditional(np.asarray(a, dtype=np.float64))
+
+    def conditional_density(self, code, z=None):
+        """Density of a feature-layer preactivation given the readout of one code (sigmoid schemes).
+
+        Parameters
+        ----------
+        code : int or tuple
+            Index into :attr:`codes`, or the code tuple itself.
+        z : array_like, optional
+            Evaluation points (default: the solver's grid).
+
+        Returns
+        -------
+        z : ndarray (k,)
+        density : ndarray (K, k)
+            ``p(z_μ | a_γ)`` for an input μ of each class (THEORY.md §2.2).
+        """
+        if self._density is None:
+            raise NotImplementedError(f"conditional_density is not available for {self.nonlinearity}")
+        return self._density(code, z)
 
     def table(self) -> str:
         """Readable summary of the solution."""
