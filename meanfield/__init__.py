@@ -39,6 +39,8 @@ def __getattr__(name):
         from . import sampling
         return getattr(sampling, name)
     if name in ("compare", "Comparison"):
-        from . import compare as _compare
-        return getattr(_compare, name)
+        import importlib
+        mod = importlib.import_module(".compare", __name__)
+        globals()["compare"], globals()["Comparison"] = mod.compare, mod.Comparison
+        return globals()[name]
     raise AttributeError(f"module 'meanfield' has no attribute {name!r}")

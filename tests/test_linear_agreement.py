@@ -68,7 +68,7 @@ def test_depth2_weight_space_matches_theory(task):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [100, 200, 400])
-def test_finite_width_U_to_1e-3(task, width):
+def test_finite_width_U_to_1e_3(task, width):
     s = mf.sample(task, "linear", N=width, depth=1, T=T, steps=1200, space="preactivation", seed=2,
                   progress=False, record_preactivations=False)
     sol = mf.solve(task, "linear", depth=1, T=T, N=width)
