@@ -23,35 +23,39 @@ NBLK = 8        # fixed blocking of the output reduction (thread-count independe
 
 @nb.njit(cache=True, parallel=True, fastmath=True)
 def _pass1(code, prog, p, q, g, a, b, N, P, m, At, H, D, Fpart, sq):
+    # row views (not flat indices) let LLVM prove the rows disjoint and vectorize: 1.4-2.5x
     rows = (N + NBLK - 1) // NBLK
     for blk in nb.prange(NBLK):
         s = 0.0
-        Fpart[blk] = 0.0
+        F = Fpart[blk]
+        F[:] = 0.0
         for i in range(blk * rows, min(N, (blk + 1) * rows)):
             base = i * P
+            pr, qr, gr = p[base:base + P], q[base:base + P], g[base:base + P]
+            h, d = H[i], D[i]
             for mu in range(P):
-                k = base + mu
-                pk = p[k] - a * g[k]
-                p[k] = pk
-                qk = q[k] + b * pk
-                q[k] = qk
+                pk = pr[mu] - a * gr[mu]
+                pr[mu] = pk
+                qk = qr[mu] + b * pk
+                qr[mu] = qk
                 s += qk * qk
             if code == ERF:
                 for mu in range(P):
-                    u = KAPPA * q[base + mu]
+                    u = KAPPA * qr[mu]
                     x = abs(u)
                     e = exp_neg(-0.5 * x * x)
                     c = normal_tail(x, e)
-                    H[i, mu] = 1.0 - c if u > 0.0 else c
-                    D[i, mu] = DPHI_ERF * e
+                    h[mu] = 1.0 - c if u > 0.0 else c
+                    d[mu] = DPHI_ERF * e
             else:
                 for mu in range(P):
-                    H[i, mu] = phi(code, prog, q[base + mu])
-                    D[i, mu] = dphi(code, prog, q[base + mu])
+                    h[mu] = phi(code, prog, qr[mu])
+                    d[mu] = dphi(code, prog, qr[mu])
             for r in range(m):
                 ar = At[i, r]
+                fr = F[r]
                 for mu in range(P):
-                    Fpart[blk, r, mu] += H[i, mu] * ar
+                    fr[mu] += h[mu] * ar
         sq[blk] = s
 
 
@@ -60,19 +64,22 @@ def _pass2(q, g, At, Rt, H, D, coef, N, P, m):
     nA = N * P
     for i in nb.prange(N):
         base = i * P
+        h, d = H[i], D[i]
+        qr, gr = q[base:base + P], g[base:base + P]
         for r in range(m):
             s = 0.0
+            rr = Rt[r]
             for mu in range(P):
-                s += H[i, mu] * Rt[r, mu]
+                s += h[mu] * rr[mu]
             g[nA + i * m + r] = At[i, r] + coef * s
-        for mu in range(P):
-            g[base + mu] = 0.0
+        gr[:] = 0.0
         for r in range(m):
-            c = At[i, r]
+            c = At[i, r] * coef
+            rr = Rt[r]
             for mu in range(P):
-                g[base + mu] += c * Rt[r, mu]
+                gr[mu] += c * rr[mu]
         for mu in range(P):
-            g[base + mu] = q[base + mu] + coef * g[base + mu] * D[i, mu]
+            gr[mu] = qr[mu] + gr[mu] * d[mu]
 
 
 @nb.njit(cache=True)
@@ -91,7 +98,7 @@ def leapfrog_identity(code, prog, p, q, g, a, b, Y, sig_a, T, N, H, D, Fpart, sq
         sA += q[k] * q[k]
     At = q[nA:nA + N * m].reshape((N, m))
     _pass1(code, prog, p, q, g, a, b, N, P, m, At, H, D, Fpart, sq)
-    Rt = Y.T - Fpart.sum(axis=0) * (sig_a / N)
+    Rt = np.ascontiguousarray(Y.T - Fpart.sum(axis=0) * (sig_a / N))
     e_lik = 0.5 * N / T * np.sum(Rt * Rt)
     _pass2(q, g, At, Rt, H, D, -sig_a / T, N, P, m)
     return 0.5 * (sq.sum() + sA), e_lik
