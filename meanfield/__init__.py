@@ -7,6 +7,8 @@ nonlinearity              φ objects (:mod:`meanfield.nonlinearities`)
 default_sigma_a2          the paper's readout-prior scaling
 solve, Solution           theory solvers (:mod:`meanfield.theory`)
 sample, Samples           numba posterior sampler (:mod:`meanfield.sampling`)
+theory_start              sampler state drawn from a coded theory solution
+analysis                  codes, code switching (:mod:`meanfield.analysis`)
 compare                   theory vs samples (:mod:`meanfield.compare`)
 """
 import os as _os
@@ -30,7 +32,7 @@ from .tasks import Task, toy_task  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["Task", "toy_task", "nonlinearity", "default_sigma_a2", "solve", "Solution",
-           "sample", "Samples", "compare", "Comparison"]
+           "sample", "Samples", "theory_start", "compare", "Comparison", "analysis"]
 
 
 def __getattr__(name):
@@ -41,9 +43,12 @@ def __getattr__(name):
     if name in ("solve", "Solution"):
         from . import theory
         return getattr(theory, name)
-    if name in ("sample", "Samples"):
+    if name in ("sample", "Samples", "theory_start"):
         from . import sampling
         return getattr(sampling, name)
+    if name in ("analysis", "sampling", "theory", "datasets"):
+        import importlib
+        return importlib.import_module("." + name, __name__)
     if name in ("compare", "Comparison"):
         import importlib
         mod = importlib.import_module(".compare", __name__)

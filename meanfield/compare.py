@@ -63,7 +63,10 @@ def compare(solution, samples):
     (relative Frobenius error and max absolute error), the kernel of every layer
     ℓ = 1 … L on the training inputs (relative Frobenius error), the mean
     predictor on the training inputs (correlation and max abs difference) and
-    the field ``t = (Y − ⟨f⟩) / T`` (relative error).
+    the field ``t = (Y − ⟨f⟩) / T`` (relative error). For coded solutions
+    (sigmoid schemes) also: the code set, code fractions, readout per code, the
+    KS distance of p(z | a_γ) per code and class, and the code-switch count
+    (:mod:`meanfield.code_agreement`).
 
     Parameters
     ----------
@@ -109,6 +112,9 @@ def compare(solution, samples):
     if np.std(f_th) > 0 and np.std(f_s) > 0:
         rows.append(dict(quantity="mean predictor (train) corr", metric="Pearson r",
                          value=float(np.corrcoef(f_th.ravel(), f_s.ravel())[0, 1])))
+    if solution.codes is not None and samples.preactivations:
+        from .code_agreement import code_rows
+        rows.extend(code_rows(solution, samples))
     t_s = (solution.task.Y - f_s) / cfg["T"]
     rows.append(dict(quantity="field t = residual/T", metric="rel. Frobenius error",
                      value=rel_frobenius(t_s, solution.field)))

@@ -57,12 +57,14 @@ def test_same_seed_same_chain_and_different_seed_differs():
 CHILD = textwrap.dedent("""
     import meanfield as mf, sys
     task = mf.toy_task(12, 16, y_minus=0.0, seed=1)
-    mf.sample(task, "erf", N=10, depth=2, T=0.05, steps={steps}, seed=5, thin=7,
+    mf.sample(task, "erf", N=10, depth=2, T=0.05, steps={steps}, seed=5, thin=7, anneal=0.2,
               checkpoint=sys.argv[1], checkpoint_every=25, progress=False)
 """)
 
 
 def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
+    # killed inside the annealing phase (transitions < 1500): T(it) and the energies at it are
+    # recomputed from the checkpoint, so the resumed run is bit-identical
     steps = 6000
     ckpt = str(tmp_path / "run.npz")
     proc = subprocess.Popen([sys.executable, "-c", CHILD.format(steps=steps), ckpt])
@@ -85,7 +87,7 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
         proc.wait()
     assert killed_at is not None and killed_at < steps, "the child finished before it could be killed"
     task = _small_task()
-    kw = dict(N=10, depth=2, T=0.05, steps=steps, seed=5, thin=7, progress=False)
+    kw = dict(N=10, depth=2, T=0.05, steps=steps, seed=5, thin=7, anneal=0.2, progress=False)
     resumed = mf.sample(task, "erf", checkpoint=ckpt, checkpoint_every=25, **kw)
     clean = mf.sample(task, "erf", **kw)
     assert np.array_equal(resumed.final_state, clean.final_state)
@@ -125,6 +127,7 @@ def test_weight_and_preactivation_space_sample_the_same_posterior():
     (dict(T=0.0), "T"), (dict(T=-1.0), "T"), (dict(N=0), "N"), (dict(depth=0), "depth"),
     (dict(space="z"), "space"), (dict(steps=0), "steps"), (dict(thin=0), "thin"),
     (dict(space="preactivation", depth=2), "depth"), (dict(sigma_a2=-1.0), "sigma_a2"),
+    (dict(anneal=0.05), "anneal"), (dict(anneal=0.5, steps=2, warmup=1), "anneal"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
     task = _small_task()
@@ -184,3 +187,13 @@ def test_fast_sigmoid_matches_scipy():
     d_exact = KAPPA / np.sqrt(2 * np.pi) * np.exp(-0.5 * (KAPPA * z) ** 2)
     mask = d_exact > 1e-300
     assert np.max(np.abs(D[mask] - d_exact[mask]) / d_exact[mask]) < 1e-12
+
+
+def test_annealing_schedule():
+    # geometric from `anneal` to T over the first half of the warm-up, then T; energies follow T
+    task = _small_task()
+    kw = dict(N=6, T=0.02, steps=40, warmup=20, anneal=0.2, seed=5, progress=False)
+    s = mf.sample(task, "erf", **kw)
+    Tt = s.traces["temperature"]
+    assert Tt[0] == pytest.approx(0.2) and np.all(Tt[10:] == 0.02)
+    assert np.allclose(np.diff(np.log(Tt[:11])), np.log(0.1) / 10)

@@ -60,7 +60,7 @@ def _initial_state(init, n_params, seed):
 def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed=0, space="weight",
            thin=1, checkpoint=None, checkpoint_every=100, sigma_a2=None, trajectory_length=1.5,
            n_leapfrog=None, max_leapfrog=512, step_size=None, target_accept=0.75, init=None,
-           record_preactivations=True, project=True, progress=None):
+           record_preactivations=True, project=True, progress=None, anneal=None):
     """Sample the posterior of a finite network with Metropolis-adjusted HMC (MALA for one leapfrog step).
 
     Parameters
@@ -114,6 +114,12 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
         In weight space, restrict the first layer to the span of the inputs.
     progress : bool, optional
         Show a progress bar on stderr (default: when stderr is a terminal).
+    anneal : float, optional
+        Simulated annealing during warm-up: start at temperature ``anneal`` (> T)
+        and lower it geometrically to ``T`` over the first half of the warm-up
+        (the step size adapts along). Use it where codes freeze (sigmoid, ReLU):
+        start above the critical temperature, where neurons still switch codes,
+        so that the frozen state is selected by the dynamics, not by the start.
 
     Returns
     -------
@@ -136,6 +142,10 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     target_accept = check_float(target_accept, "target_accept", minimum=0.0, strict=True, maximum=0.99)
     if n_leapfrog is not None:
         n_leapfrog = check_int(n_leapfrog, "n_leapfrog", minimum=1)
+    if anneal is not None:
+        anneal = check_float(anneal, "anneal", minimum=T, strict=True)
+        if warmup < 2:
+            raise ValueError(f"anneal needs a warm-up of at least 2 transitions, got warmup = {warmup}")
     if space == "preactivation" and depth != 1:
         raise ValueError(f"space='preactivation' is exact for depth = 1 only, got depth = {depth}")
     sig2 = phi.sigma_a2(task.P, depth) if sigma_a2 is None \
@@ -154,7 +164,8 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
                   space=space, thin=thin, sigma_a2=sig2, trajectory_length=trajectory_length,
                   n_leapfrog=n_leapfrog, max_leapfrog=max_leapfrog, step_size=eps0,
                   target_accept=target_accept, project=project, r=r, P=P, m=m,
-                  record_preactivations=bool(record_preactivations), task=_task_fingerprint(task))
+                  record_preactivations=bool(record_preactivations), task=_task_fingerprint(task),
+                  anneal=anneal)
     code, prog = phi.code, phi.prog
     Y = task.Y
 
@@ -168,7 +179,7 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     if state is None:
         q = _initial_state(init, n_params, seed)
         g = np.empty(n_params)
-        ep, el = _nw.energy_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, T,
+        ep, el = _nw.energy_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, temperature(config, 0),
                                  *_nw.alloc_scratch(dims, P))
         n_store = len(range(warmup, steps, thin))
         state = RunState.new(config, q, g, ep, el, DualAveraging(eps0, target_accept).to_array(),
@@ -205,16 +216,30 @@ class _Context(NamedTuple):
     scratch: tuple
 
 
+def temperature(config, it):
+    """Sampling temperature at transition ``it`` (annealing schedule; ``config["T"]`` after it)."""
+    T, T0 = config["T"], config.get("anneal")
+    end = config["warmup"] // 2
+    if T0 is None or it >= end:
+        return T
+    return T0 * (T / T0) ** (it / end)
+
+
 def _run(state, ctx, adapt, restarts, bar, checkpoint, checkpoint_every):
     """The transition loop: adaptation during warm-up, recording, checkpoints."""
     cfg = state.config
     steps, warmup, thin, seed = cfg["steps"], cfg["warmup"], cfg["thin"], cfg["seed"]
     n_leapfrog, trajectory_length, max_leapfrog = cfg["n_leapfrog"], cfg["trajectory_length"], cfg["max_leapfrog"]
-    N, T = cfg["N"], ctx.T
+    N = cfg["N"]
     P, m = ctx.Y.shape
     tr = state.traces
+    annealing = cfg.get("anneal") is not None
     while state.iteration < steps:
         it = state.iteration
+        T = temperature(cfg, it)
+        if annealing and it <= warmup // 2:      # energy and gradient at this transition's T
+            state.e_prior, state.e_lik = _nw.energy_grad(ctx.code, ctx.prog, state.q, state.g, ctx.B, ctx.Bt,
+                                                         ctx.identity, ctx.dims, ctx.Y, ctx.sig_a, T, *ctx.scratch)
         in_warmup = it < warmup
         if in_warmup and it in restarts:
             adapt.restart(adapt.step_size)
@@ -235,6 +260,7 @@ def _run(state, ctx, adapt, restarts, bar, checkpoint, checkpoint_every):
         tr["train_error"][it] = 2.0 * T * el / N / (P * m)
         tr["accept_prob"][it] = prob
         tr["step_size"][it] = eps
+        tr["temperature"][it] = T
         tr["n_leapfrog"][it] = n_leap
         tr["divergent"][it] = 0.0 if math.isfinite(dh) else 1.0
         if it >= warmup and (it - warmup) % thin == 0:

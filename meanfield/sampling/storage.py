@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-TRACE_KEYS = ("energy", "train_error", "accept_prob", "step_size", "n_leapfrog", "divergent")
+TRACE_KEYS = ("energy", "train_error", "accept_prob", "step_size", "n_leapfrog", "divergent", "temperature")
 
 
 @dataclass

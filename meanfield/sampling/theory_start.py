@@ -1,0 +1,71 @@
+"""Start a sampler run in the state a theory solution describes (stability checks of frozen codes)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_choice, check_int
+from .geometry import first_layer_geometry
+
+
+def _draw_from_grid(zgrid, density, u):
+    """Inverse-CDF draws from a density tabulated on ``zgrid`` at uniforms ``u``."""
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(zgrid))])
+    return np.interp(u, cdf / cdf[-1], zgrid)
+
+
+def theory_start(solution, N, space="preactivation", project=True, seed=0):
+    """Packed sampler state of N neurons drawn from a coded theory solution (one hidden layer).
+
+    Neurons are split over the solution's codes in proportion to ``code_fractions``
+    (largest remainders); each gets its code's readout a_γ plus a draw of the finite-P
+    Laplace width when the solution has one, and preactivations drawn independently
+    from ``p(z_μ | a_γ)`` (exact on the toy task). Pass the result as
+    ``meanfield.sample(..., init=...)`` with the same ``space``/``project`` and the
+    solution's σ_a².
+
+    Parameters
+    ----------
+    solution : Solution
+        A solution with ``codes`` (sigmoid schemes), depth 1.
+    N : int
+        Width of the sampled network.
+    space, project :
+        The sampler coordinates the state is for (see :func:`meanfield.sample`).
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    dict
+        ``{"q": packed state, "codes": (N, K) int array}``.
+    """
+    if solution.codes is None or solution.depth != 1:
+        raise ValueError("theory_start needs a one-hidden-layer solution with codes (sigmoid scheme)")
+    N = check_int(N, "N", minimum=1)
+    check_choice(space, "space", {"weight", "preactivation"})
+    task = solution.task
+    rng = np.random.default_rng(seed)
+    w = np.asarray(solution.code_fractions, dtype=np.float64) * N
+    counts = np.floor(w).astype(np.int64)
+    counts[np.argsort(-(w - counts))[:N - counts.sum()]] += 1
+    which = np.repeat(np.arange(len(counts)), counts)
+    covs = solution.info.get("readout_covariances")
+    A = np.empty((N, task.m))
+    Z = np.empty((N, task.P))
+    for k in range(len(counts)):
+        sel = which == k
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        A[sel] = solution.readouts[k]
+        if covs is not None:
+            A[sel] += rng.multivariate_normal(np.zeros(task.m), covs[k], size=n)
+        zgrid, dens = solution.conditional_density(k)
+        for c in range(task.m):
+            cols = np.flatnonzero(task.labels == c)
+            Z[np.ix_(sel, cols)] = _draw_from_grid(zgrid, dens[c], rng.random((n, cols.size)))
+    B, _, _ = first_layer_geometry(task, space, project)
+    C = np.linalg.lstsq(B.T, Z.T, rcond=None)[0].T           # C B = Z (Z lies in the range of B)
+    q = np.concatenate([C.ravel(), (A / np.sqrt(solution.sigma_a2)).ravel()])
+    codes = np.array([solution.codes[k] for k in which], dtype=np.int8)
+    return dict(q=q, codes=codes)
