@@ -1,8 +1,9 @@
-"""Command-line front end: ``meanfield solve | sample | compare``.
+"""Command-line front end: ``meanfield solve | sample | compare | sweep``.
 
 Examples
 --------
 meanfield compare --nonlinearity linear --P 200 --N 200 --T 0.01 --steps 600
+meanfield sweep --parameter y_minus --values 0.1 0.3 0.5 --T 0.01 --N 200 --png sweep.png
 meanfield sample --data mydata.npz --nonlinearity erf --N 100 --T 0.01 --checkpoint run.npz --out samples.npz
 """
 from __future__ import annotations
@@ -41,6 +42,8 @@ def _sample_args(p):
     p.add_argument("--checkpoint", default=None, help="resumable checkpoint file (.npz)")
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--no-preactivations", action="store_true", help="do not store preactivations")
+    p.add_argument("--anneal", type=float, default=None,
+                   help="start temperature of simulated annealing during warm-up (> T)")
 
 
 def _task(a):
@@ -62,7 +65,8 @@ def _sample(a, task):
     return sample(task, a.nonlinearity, N=a.N, depth=a.depth, T=a.T, steps=a.steps, warmup=a.warmup,
                   seed=a.seed, space=a.space, thin=a.thin, checkpoint=a.checkpoint,
                   checkpoint_every=a.checkpoint_every, sigma_a2=a.sigma_a2, n_leapfrog=a.n_leapfrog,
-                  record_preactivations=not a.no_preactivations, progress=None if not a.quiet else False)
+                  record_preactivations=not a.no_preactivations, progress=None if not a.quiet else False,
+                  anneal=a.anneal)
 
 
 def _save_solution(sol, path):
@@ -72,6 +76,20 @@ def _save_solution(sol, path):
         if getattr(sol, k) is not None:
             arrays[k] = getattr(sol, k)
     np.savez(path, **arrays)
+
+
+def _sweep(a):
+    from .sweeps import plot_scheme_sweep, scheme_sweep, sweep_table
+    try:
+        rows = scheme_sweep(a.parameter, a.values, T=a.T, y_minus=a.y_minus, P=a.P, N=a.N, steps=a.steps,
+                            anneal=a.anneal, seed=a.seed, progress=None if not a.quiet else False)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        print(f"meanfield sweep: error: {exc}", file=sys.stderr)
+        return 1
+    print(sweep_table(rows, a.parameter))
+    if a.png:
+        print(f"saved {plot_scheme_sweep(rows, a.png, a.parameter)}")
+    return 0
 
 
 def main(argv=None):
@@ -93,9 +111,22 @@ def main(argv=None):
     pc.add_argument("--finite-width", action="store_true", help="theory with the finite-width correction at N")
     pc.add_argument("--leading-order", action="store_true")
     pc.add_argument("--out", default=None, help="save the agreement metrics (.json)")
-    for p in (ps, pm, pc):
+    pw = sub.add_parser("sweep", help="sigmoid coding scheme along y- or T: theory and sampler, table and PNG")
+    pw.add_argument("--parameter", choices=["y_minus", "T"], default="y_minus")
+    pw.add_argument("--values", type=float, nargs="+", required=True)
+    pw.add_argument("--T", type=float, default=0.01)
+    pw.add_argument("--y-minus", type=float, default=0.5)
+    pw.add_argument("--P", type=int, default=200)
+    pw.add_argument("--N", type=int, default=None, help="sample a network of this width at every point")
+    pw.add_argument("--steps", type=int, default=2000)
+    pw.add_argument("--anneal", type=float, default=0.15)
+    pw.add_argument("--seed", type=int, default=0)
+    pw.add_argument("--png", default=None, help="write the plot here")
+    for p in (ps, pm, pc, pw):
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
+    if a.cmd == "sweep":
+        return _sweep(a)
     try:
         task = _task(a)
         if a.cmd == "solve":
