@@ -107,7 +107,7 @@ def _equilibrium(prob, start, T, opts):
         sol, k = _continue((start, 0.0, None), (prob, 0.0, None), sol, "equilibrium", opts)
         nfev += k
     if T > 0:
-        sol, k = _continue((prob, 0.0, None), (prob, T, None), sol, "equilibrium", opts)
+        sol, k = _continue((prob, 0.0, None), (prob, T, None), sol, "equilibrium", opts, first_step=1.0)
         nfev += k
     return sol, nfev
 
