@@ -112,7 +112,7 @@ def compare(solution, samples):
     if np.std(f_th) > 0 and np.std(f_s) > 0:
         rows.append(dict(quantity="mean predictor (train) corr", metric="Pearson r",
                          value=float(np.corrcoef(f_th.ravel(), f_s.ravel())[0, 1])))
-    if solution.codes is not None and samples.preactivations:
+    if solution.codes is not None and solution.outliers is None and samples.preactivations:
         from .code_agreement import code_rows
         rows.extend(code_rows(solution, samples))
     t_s = (solution.task.Y - f_s) / cfg["T"]

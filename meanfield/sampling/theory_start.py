@@ -40,11 +40,16 @@ def theory_start(solution, N, space="preactivation", project=True, seed=0):
         ``{"q": packed state, "codes": (N, K) int array}``.
     """
     if solution.codes is None or solution.depth != 1:
-        raise ValueError("theory_start needs a one-hidden-layer solution with codes (sigmoid scheme)")
+        raise ValueError("theory_start needs a one-hidden-layer solution with codes (sigmoid or ReLU scheme)")
     N = check_int(N, "N", minimum=1)
     check_choice(space, "space", {"weight", "preactivation"})
     task = solution.task
     rng = np.random.default_rng(seed)
+    if solution.outliers is not None:
+        A, Z = _outlier_state(solution, N, rng)
+        codes = np.zeros((N, task.m), dtype=np.int8)
+        codes[:len(solution.outliers["codes"])] = solution.outliers["codes"]
+        return dict(q=_pack(task, A, Z, solution.sigma_a2, space, project), codes=codes)
     w = np.asarray(solution.code_fractions, dtype=np.float64) * N
     counts = np.floor(w).astype(np.int64)
     counts[np.argsort(-(w - counts))[:N - counts.sum()]] += 1
@@ -64,8 +69,38 @@ def theory_start(solution, N, space="preactivation", project=True, seed=0):
         for c in range(task.m):
             cols = np.flatnonzero(task.labels == c)
             Z[np.ix_(sel, cols)] = _draw_from_grid(zgrid, dens[c], rng.random((n, cols.size)))
+    codes = np.array([solution.codes[k] for k in which], dtype=np.int8)
+    return dict(q=_pack(task, A, Z, solution.sigma_a2, space, project), codes=codes)
+
+
+def _pack(task, A, Z, sigma_a2, space, project):
     B, _, _ = first_layer_geometry(task, space, project)
     C = np.linalg.lstsq(B.T, Z.T, rcond=None)[0].T           # C B = Z (Z lies in the range of B)
-    q = np.concatenate([C.ravel(), (A / np.sqrt(solution.sigma_a2)).ravel()])
-    codes = np.array([solution.codes[k] for k in which], dtype=np.int8)
-    return dict(q=q, codes=codes)
+    return np.concatenate([C.ravel(), (A / np.sqrt(sigma_a2)).ravel()])
+
+
+def _outlier_state(solution, N, rng):
+    """ReLU: n outliers at √N ā_i, √N z̄_i; the bulk from the Laplace Gaussian around a0 and
+    p(z_μ | a) ∝ N(z; 0, 1) exp(h_μ φ(z)), h_μ = t_μ·a (docs/theory_relu.md)."""
+    from ..nonlinearities import nonlinearity
+    task, out = solution.task, solution.outliers
+    n = out["a_bar"].shape[0]
+    if n >= N:
+        raise ValueError(f"N = {N} must exceed the number of outliers ({n})")
+    A = np.empty((N, task.m))
+    Z = np.empty((N, task.P))
+    A[:n], Z[:n] = np.sqrt(N) * out["a_bar"], np.sqrt(N) * out["z_bar"]
+    cov = solution.info.get("bulk_covariance")
+    A[n:] = solution.info["a0"]
+    if cov is not None:
+        A[n:] += rng.multivariate_normal(np.zeros(task.m), cov, size=N - n)
+    phi = nonlinearity(solution.nonlinearity)
+    H = A[n:] @ solution.field.T                              # (N − n, P) tilts
+    zgrid = np.linspace(-10.0, 10.0 + max(0.0, float(H.max())), 4001)
+    base = -0.5 * zgrid ** 2
+    pz = phi.phi(zgrid)
+    for i in range(N - n):
+        for mu in range(task.P):
+            logd = base + H[i, mu] * pz
+            Z[n + i, mu] = _draw_from_grid(zgrid, np.exp(logd - logd.max()), rng.random())
+    return A, Z
