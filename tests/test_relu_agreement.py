@@ -66,6 +66,10 @@ def test_outliers_are_frozen_with_theory_activations(run):
 
 
 def test_bulk_readout_and_predictor(run):
+    _check_bulk(run)
+
+
+def _check_bulk(run):
     task, sol, s = run
     big, _ = _outliers(s)
     rest = np.setdiff1d(np.arange(N), big)
@@ -83,7 +87,28 @@ def test_from_prior_draw_sampler_finds_the_three_outliers():
     r = _setup(4000, False, 5)
     test_outlier_count_codes_and_readouts(r)
     test_outliers_are_frozen_with_theory_activations(r)
-    cmp = test_bulk_readout_and_predictor(r)
+    cmp = _check_bulk(r)
     # equilibrated: t = residual/T within 5 % (docs/theory_relu.md §6: 0.5 %). The 400-transition
     # theory-started run is not there yet (bulk still drifting, t off by ≈ 8 %), so only here.
     assert cmp["field t = residual/T"] < 0.05
+
+
+def test_m_minus_one_outliers_with_informative_bulk():
+    # docs/theory_relu.md: ρ = [0.8, 0.1, 0.1], y₊ = 0.2, y₋ = −0.1 → outliers only for the two
+    # small classes; the bulk readout carries the class-0 information (a0 ∝ (2, −1, −1))
+    task = mf.toy_task(P, P + 20, ratios=(0.8, 0.1, 0.1), y_plus=0.2, y_minus=-0.1)
+    sol = mf.solve(task, "relu", T=T)
+    assert sol.outliers["codes"] == ((0, 1, 0), (0, 0, 1))
+    s = mf.sample(task, "relu", N, T=T, steps=400, space="preactivation", seed=2, thin=5, progress=False,
+                  init=mf.theory_start(sol, N, seed=2))
+    big, a = _outliers(s, cut=0.1)
+    assert len(big) == 2
+    for i in big:
+        k = int(np.argmax(a[i])) - 1
+        ab = sol.outliers["a_bar"][k]
+        assert np.linalg.norm(a[i] - ab) / np.linalg.norm(ab) < 0.05
+    rest = np.setdiff1d(np.arange(N), big)
+    a0 = sol.info["a0"]
+    bulk = s.readouts[:, rest].mean(axis=(0, 1))
+    assert np.linalg.norm(bulk - a0) / np.linalg.norm(a0) < 0.10
+    assert a0[0] > 0 and a0[1] < 0 and a0[2] < 0          # the bulk codes class 0
