@@ -290,7 +290,14 @@ def solve_relu(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, co
     restarts = check_int(restarts, "restarts", minimum=0)
     n_directions = check_int(n_directions, "n_directions", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
-    rho, Yc, classes = relu_toy.class_reduction(task)
+    try:
+        rho, Yc, classes = relu_toy.class_reduction(task)
+    except NotImplementedError:
+        if codes is not None:
+            raise ValueError("codes: the general-data ReLU theory uses one single-class outlier per class; "
+                             "codes cannot be chosen") from None
+        from .relu_general import solve_relu_general
+        return solve_relu_general(task, T, sigma_a2, seed=seed)
     K, m = Yc.shape
     s = P * sigma_a2
     schemes = _parse_codes(codes, K)

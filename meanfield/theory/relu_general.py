@@ -1,0 +1,226 @@
+"""ReLU networks on general data: O(√N) outliers plus a linear-response bulk (docs/theory_relu.md §8).
+
+The toy theory (:mod:`meanfield.theory.relu`) needs ``K0 = I``. On general inputs the paper's MNIST
+approach keeps the outliers: an outlier neuron has readout ``√N ā`` and frozen preactivations
+``√N z̄`` (z̄ ∈ range K0), stationary points of the single-neuron exponent, homogeneous of degree 2,
+
+    E(ā, z̄) = −P|ā|²/(2s) − ½ z̄ᵀK0⁺z̄ + Σ_μ (t_μ·ā) relu(z̄_μ),
+
+so, with ``z̄ = K0 w``:
+
+    ā = (s/P) tᵀ relu(z̄),        w = θ(z̄) ⊙ (t ā)                      (outlier, E = 0: marginal)
+    Y − T t = Σ_i relu(z̄_i) ā_iᵀ + ⟨relu(z)⟩_bulk a0ᵀ                    (S2)
+
+The bulk (every other neuron) is kept to first order in its small tilt h = t a0 (linear response
+of the Gaussian prior z ~ N(0, K0)): ``⟨relu(z)⟩ ≈ m0 + C h`` with ``m0_μ = √(K0_μμ / 2π)`` and C the
+covariance of relu(z) (arc-cosine kernel), so ``a0 = (s/P) tᵀ⟨relu(z)⟩`` is a linear solve.
+``bulk=False`` drops it (outliers only, exactly the paper's MNIST theory).
+
+The outliers are found as a minimum of their energy (:func:`outlier_loss`), which prunes
+unneeded candidates: on data the network cannot fit with m outliers (e.g. random labels with
+P > N0) the theory, like the sampler, uses more.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+_INV_2PI = 1.0 / (2.0 * np.pi)
+
+
+def arccos_moments(A, B, C):
+    """``E[relu(u) relu(v)]`` for zero-mean Gaussians with Var u = A, Var v = B, Cov = C (elementwise)."""
+    ab = np.sqrt(np.maximum(A * B, 1e-300))
+    c = np.clip(C / ab, -1.0, 1.0)
+    th = np.arccos(c)
+    return ab * _INV_2PI * (np.sin(th) + (np.pi - th) * c)
+
+
+def relu_covariance(K_xy, kxx, kyy):
+    """Covariance of relu(z(x)), relu(z(y)) under the Gaussian prior with kernel K (arc-cosine kernel)."""
+    E = arccos_moments(kxx[:, None], kyy[None, :], K_xy)
+    return E - np.sqrt(kxx[:, None] * kyy[None, :]) * _INV_2PI
+
+
+def _bulk(t, m0, Cov, s, P):
+    """Bulk readout a0 and mean activation ⟨relu(z)⟩ ≈ m0 + Cov (t a0), self-consistently (linear)."""
+    tc = t.T @ Cov @ t
+    a0 = np.linalg.solve(np.eye(t.shape[1]) - (s / P) * tc, (s / P) * (t.T @ m0))
+    return a0, m0 + Cov @ (t @ a0)
+
+
+def _outliers(t, W, K0, s, P):
+    Z = W @ K0                              # (n, P): z̄_i = K0 w_i (K0 symmetric)
+    R = np.maximum(Z, 0.0)
+    A = (s / P) * R @ t                     # (n, m): ā_i = (s/P) tᵀ relu(z̄_i)
+    return Z, R, A
+
+
+def _soft_relu(Z, beta):
+    """softplus_β(z) = log(1 + e^{βz})/β and its derivative (relu and θ for ``beta=None``)."""
+    if beta is None:
+        return np.maximum(Z, 0.0), (Z > 0).astype(np.float64)
+    bz = beta * Z
+    R = np.where(bz > 30.0, Z, np.log1p(np.exp(np.minimum(bz, 30.0))) / beta)
+    return R, 1.0 / (1.0 + np.exp(-np.clip(bz, -700.0, 700.0)))
+
+
+def outlier_loss(x, Y, B, K0, s, T, n, beta=None):
+    """Energy per N of n frozen outliers, and its gradient (docs/theory_relu.md §8).
+
+    ``L = Σ_i [P|ā_i|²/(2s) + ½ w_iᵀK0 w_i] + |Y − B − Σ_i relu(K0 w_i) ā_iᵀ|² / (2T)``,
+    ``x = [ā (n × m), w (n × P)]``; B is the (fixed) bulk output; ``beta`` replaces relu by
+    softplus_β (continuation). Its stationary points are the outlier equations of the module
+    docstring with ``t = (Y − f)/T``.
+    """
+    P, m = Y.shape
+    A = x[:n * m].reshape(n, m)
+    W = x[n * m:].reshape(n, P)
+    Z = W @ K0
+    R, D = _soft_relu(Z, beta)
+    t = (Y - B - R.T @ A) / T
+    L = 0.5 * P / s * np.sum(A * A) + 0.5 * np.sum(W * Z) + 0.5 * T * np.sum(t * t)
+    gA = P / s * A - R @ t
+    gW = Z - (D * (A @ t.T)) @ K0
+    return L, np.concatenate([gA.ravel(), gW.ravel()])
+
+
+BETAS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1e3, 1e4)
+
+
+def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, outer=4):
+    """Outliers as a minimum of :func:`outlier_loss`, the bulk by linear response.
+
+    The outlier energy is the weight-decay loss of an n-unit two-layer ReLU network whose
+    "weight decay" is the Gaussian prior: minimizing it over ``n_slots`` candidate outliers prunes
+    the unneeded ones to zero (the prior cost of an outlier is a path norm, |ā||z̄|-like, so
+    the minimum is sparse). Minimized by L-BFGS with relu smoothed to softplus_β, β = 2 … 1e4
+    (continuation), then with the exact relu; a bulk update and a new minimization alternate
+    ``outer`` times.
+
+    Parameters
+    ----------
+    task : Task
+    T, s : float
+        Temperature (> 0) and ``P σ_a²``.
+    n_slots : int, optional
+        Candidate outliers (default ``max(4m, P // 2)``).
+    bulk : bool
+        Keep the linear-response bulk.
+    tol : float
+        Tolerance on the stationarity residual: max |∇L| of the softplus_β=1e4-smoothed energy
+        (|softplus_β − relu| ≤ log 2/β = 7e-5) over ``P/s max|ā| + max|z̄|``.
+    seed : int
+        Seed of the random start.
+    outer : int
+        Bulk/outlier alternations.
+
+    Returns
+    -------
+    dict
+        ``t`` (P × m), ``a_bar`` (n × m), ``z_bar`` (n × P), ``w`` (n × P) of the n surviving outliers,
+        ``a0``, ``bulk_activation``, ``residual``, ``nfev``, ``converged``, ``loss``.
+    """
+    K0 = task.K0
+    Y = task.Y
+    P, m = Y.shape
+    n = max(4 * m, P // 2) if n_slots is None else int(n_slots)
+    kd = np.diag(K0).copy()
+    m0 = np.sqrt(kd * _INV_2PI)
+    Cov = relu_covariance(K0, kd, kd)
+    x = 0.3 * np.random.default_rng(seed).standard_normal(n * m + n * P)
+    B, a0, g1, nfev, t = np.zeros_like(Y), np.zeros(m), np.zeros(P), 0, np.zeros_like(Y)
+    opts = dict(maxiter=20000, maxcor=50, ftol=0.0, gtol=1e-10)
+    for k in range(outer if bulk else 1):
+        if bulk and k > 0:
+            a0, g1 = _bulk(t, m0, Cov, s, P)
+            B = np.outer(g1, a0)
+        for beta in (BETAS if k == 0 else BETAS[-3:]):
+            sol = optimize.minimize(outlier_loss, x, args=(Y, B, K0, s, T, n, beta), jac=True, method="L-BFGS-B",
+                                    options=opts)
+            x, nfev = sol.x, nfev + sol.nfev
+        A = x[:n * m].reshape(n, m)
+        Z = x[n * m:].reshape(n, P) @ K0
+        t = (Y - B - np.maximum(Z, 0.0).T @ A) / T
+    A = x[:n * m].reshape(n, m)
+    W = x[n * m:].reshape(n, P)
+    size = np.linalg.norm(A, axis=1) * np.linalg.norm(np.maximum(W @ K0, 0.0), axis=1)
+    keep = size > 1e-6 * max(size.max(), 1e-300)
+    A, W = A[keep], W[keep]
+    n = int(keep.sum())
+    # stationarity of the (β = 1e4 smoothed) energy, relative to the size of its two terms;
+    # exact-relu stationarity is a subgradient condition (inputs pinned at z̄_μ = 0, as on the toy task)
+    L, g = outlier_loss(np.concatenate([A.ravel(), W.ravel()]), Y, B, K0, s, T, n, BETAS[-1])
+    res = float(np.max(np.abs(g)) / (P / s * np.max(np.abs(A)) + np.max(np.abs(W @ K0))))
+    Z, R, A = _outliers(t, W, K0, s, P)
+    if bulk:
+        a0, g1 = _bulk(t, m0, Cov, s, P)
+    return dict(t=t, a_bar=A, z_bar=Z, w=W, a0=a0, bulk_activation=g1, residual=res, nfev=int(nfev),
+                converged=bool(res <= tol), loss=float(sol.fun))
+
+
+def predictor(task, sol, bulk=True):
+    """Mean predictor on new inputs: ``Σ_i ā_i relu(k0(x)ᵀ w_i) + a0 ⟨relu(z(x))⟩`` (linear response)."""
+    X, N0 = task.X, task.N0
+
+    def predict(X_new):
+        X_new = np.asarray(X_new, dtype=np.float64)
+        k0 = X_new.T @ X / N0                                    # (P_new, P)
+        zx = k0 @ sol["w"].T                                     # (P_new, n): z̄_i(x) = k0(x)ᵀ w_i
+        f = np.maximum(zx, 0.0) @ sol["a_bar"]
+        if bulk:
+            kxx = np.sum(X_new * X_new, axis=0) / N0
+            cov = relu_covariance(k0, kxx, np.diag(task.K0))
+            g = np.sqrt(kxx * _INV_2PI) + cov @ (sol["t"] @ sol["a0"])
+            f = f + np.outer(g, sol["a0"])
+        return f
+
+    return predict
+
+
+def train_kernel(task, sol, bulk=True):
+    """Feature-layer kernel on the training inputs: outliers ``Σ relu(z̄_i) relu(z̄_i)ᵀ`` + bulk (h → 0)."""
+    R = np.maximum(sol["z_bar"], 0.0)
+    K = R.T @ R
+    if bulk:
+        kd = np.diag(task.K0)
+        K = K + arccos_moments(kd[:, None], kd[None, :], task.K0)
+    return K
+
+
+def solve_relu_general(task, T, sigma_a2, *, bulk=False, tol=1e-5, seed=0, n_slots=None):
+    """General-data ReLU theory → :class:`Solution` (see the module docstring and :func:`solve_general`).
+
+    ``bulk=False`` (default) is the paper's MNIST theory (outliers only). ``bulk=True`` adds the
+    linear-response bulk; it is only meaningful while ``(s/P) tᵀ C t`` has all eigenvalues below 1
+    (the bulk's stability, max Q ≤ 1) — with the fields of a fitted task it often has not, and the
+    solution is then flagged by its residual.
+    ``converged`` is False, with the stationarity residual in ``message``, if the minimization
+    does not reach a stationary point within ``tol`` (relative). The outliers found are a local
+    minimum of the outlier energy from a seeded random start; ``info["loss"]`` lets starts be compared.
+    """
+    from .solution import Solution
+
+    if T <= 0:
+        raise ValueError(f"T must be > 0 for the general-data ReLU theory (t = residual/T), got {T}")
+    labels = np.asarray(task.labels)
+    K = int(labels.max()) + 1
+    P = task.P
+    sol = solve_general(task, T, P * sigma_a2, n_slots=n_slots, bulk=bulk, tol=tol, seed=seed)
+    R = np.maximum(sol["z_bar"], 0.0)
+    zc = np.array([[R[i, labels == c].mean() for c in range(K)] for i in range(R.shape[0])]).reshape(-1, K)
+    out_codes = tuple(tuple(int(v > 0.5 * row.max()) for v in row) for row in zc)
+    msg = (f"general data: {R.shape[0]} outlier(s)" + (" + linear-response bulk" if bulk else " (outliers only)")
+           + f"; stationarity residual {sol['residual']:.2e} (relative)")
+    if not sol["converged"]:
+        msg = f"not converged: residual {sol['residual']:.2e} > tol {tol:.1e}; " + msg
+    a0 = sol["a0"]
+    return Solution(
+        nonlinearity="relu", depth=1, T=T, sigma_a2=sigma_a2, field=sol["t"],
+        kernels=(task.K0, train_kernel(task, sol, bulk)), converged=sol["converged"], residual=sol["residual"],
+        message=msg, nit=sol["nfev"], codes=((0,) * K,), code_fractions=np.ones(1), readouts=a0[None],
+        outliers=dict(a_bar=sol["a_bar"], z_bar=sol["z_bar"], z_bar_class=zc, codes=out_codes),
+        finite_P=True, task=task,
+        info=dict(a0=a0, bulk=bulk, bulk_activation=sol["bulk_activation"], w=sol["w"], general=True,
+                  loss=sol["loss"]),
+        _predict=predictor(task, sol, bulk))

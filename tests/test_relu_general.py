@@ -1,0 +1,67 @@
+"""ReLU on general data: the outlier theory (paper's MNIST approach) and its check against samples.
+
+Default run: the theory on a small non-orthogonal task (energy gradient vs finite differences,
+stationarity, pruning, predictor consistency). Slow: issue 4 acceptance 5 — Gaussian inputs
+N0 = 50, P = 100, 3 random classes, N = 100, T = 0.01; docs/theory_relu.md §8 has the numbers.
+"""
+import numpy as np
+import pytest
+from scipy.optimize import approx_fprime
+
+import meanfield as mf
+from meanfield.theory.relu_general import outlier_loss
+
+
+def _gaussian_task(N0, P, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N0, P))
+    lab = rng.integers(0, 3, P)
+    Y = np.full((P, 3), -0.5)
+    Y[np.arange(P), lab] = 1.0
+    return mf.Task(X, Y)
+
+
+@pytest.mark.parametrize("beta", [None, 50.0])
+def test_outlier_energy_gradient(beta):
+    task = _gaussian_task(10, 16)
+    rng = np.random.default_rng(1)
+    n, P, m = 4, 16, 3
+    x = rng.standard_normal(n * m + n * P)
+    B = 0.1 * rng.standard_normal((P, m))
+    f = lambda v: outlier_loss(v, task.Y, B, task.K0, 1.0, 0.05, n, beta)[0]     # noqa: E731
+    g = outlier_loss(x, task.Y, B, task.K0, 1.0, 0.05, n, beta)[1]
+    fd = approx_fprime(x, f, 1e-7)
+    assert np.max(np.abs(fd - g)) < 1e-4 * np.max(np.abs(g))
+
+
+def test_general_theory_is_stationary_and_sparse():
+    task = _gaussian_task(20, 40)
+    sol = mf.solve(task, "relu", T=0.05)
+    print(sol.message)
+    assert sol.converged and sol.residual < 1e-5
+    n = sol.outliers["a_bar"].shape[0]
+    assert 1 <= n < 20                       # 20 candidate slots: the energy prunes the unneeded ones
+    # stationarity in ā: ā = (s/P) tᵀ relu(z̄)
+    R = np.maximum(sol.outliers["z_bar"], 0.0)
+    assert np.allclose(sol.outliers["a_bar"], R @ sol.field / task.P, atol=1e-5)
+    # the predictor reproduces the training prediction Y − T t (softplus_β smoothing ≤ 7e-5)
+    assert np.max(np.abs(sol.predict(task.X) - sol.train_prediction)) < 5e-3
+    with pytest.raises(ValueError, match="T"):
+        mf.solve(task, "relu", T=0.0)
+
+
+@pytest.mark.slow
+def test_general_data_theory_vs_samples():
+    task = _gaussian_task(50, 100)
+    sol = mf.solve(task, "relu", T=0.01)
+    assert sol.converged, sol.message
+    s = mf.sample(task, "relu", 100, T=0.01, steps=3000, space="preactivation", seed=1, thin=5, progress=False)
+    cmp = mf.compare(sol, s)
+    print(cmp.table())
+    assert cmp["mean predictor (train) corr"] > 0.95
+    # the outliers' total squared readout (invariant under splitting a direction) within 10 %
+    a = s.readouts.mean(axis=0) / np.sqrt(100)
+    big = np.linalg.norm(a, axis=1) > 0.1
+    tot_s, tot_t = np.sum(a[big] ** 2), np.sum(sol.outliers["a_bar"] ** 2)
+    print(f"outliers: sampler {big.sum()} (Σ|ā|² {tot_s:.3f}), theory {len(sol.outliers['a_bar'])} ({tot_t:.3f})")
+    assert abs(tot_s - tot_t) < 0.1 * tot_t
