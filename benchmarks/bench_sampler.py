@@ -49,6 +49,8 @@ def numpy_reference_step(state, X, Y, sig_a, T, eps, name):
             kz = math.sqrt(math.pi / 2) * Z
             H = 0.5 * sps.erfc(-kz / math.sqrt(2))
             D = math.sqrt(math.pi / 2) / math.sqrt(2 * math.pi) * np.exp(-0.5 * kz * kz)
+        elif name == "relu":
+            H, D = np.maximum(Z, 0.0), (Z > 0).astype(np.float64)
         else:
             H, D = Z, np.ones_like(Z)
         F = sig_a * (H.T @ At) / N

@@ -32,10 +32,8 @@ the slow test (N = 200, ≈ 80 s per φ) checks the scaling over a factor 4.
 """
 import numpy as np
 import pytest
-from scipy.optimize import fsolve
-
 import meanfield as mf
-from meanfield import integrators
+from meanfield.theory.sparse_toy import relu2_outliers, softplus_outliers
 
 P = 100
 T = 0.01
@@ -45,66 +43,14 @@ np.fill_diagonal(Y, 1.0)
 S_PRIOR = 1.0                                              # s = P σ_a² (σ_a² = 1/P)
 
 
-# --- theory -----------------------------------------------------------------------------------
+# --- theory (meanfield/theory/sparse_toy.py) ---------------------------------------------------
 
 def softplus_theory(T=T, s=S_PRIOR):
-    """Three single-class outliers, leading order in 1/√N (docs/theory_sparse_other.md §2).
-
-    softplus(√N z̄) = √N relu(z̄) + O(e^{−√N|z̄|}), so the outlier equations are ReLU's
-    (s ρ_c |t_c|² = 1, ā_c ∥ t_c, |ā_c|² = √(sρ_c)|u_c| − T); only the bulk's g changes:
-    u_c = Y_c − g'(h_c) a0, a0 = s Σ ρ_c g'(h_c) t_c, g(h) = log ∫Dz e^{h softplus(z)}.
-    """
-    def gp(h):
-        return integrators.tilted_moments("softplus", np.asarray(h, dtype=float))[1]
-
-    def res(x):
-        t, a0 = x[:9].reshape(3, 3), x[9:]
-        g1 = gp(t @ a0)
-        u = Y - g1[:, None] * a0
-        tn = u / np.linalg.norm(u, axis=1)[:, None] / np.sqrt(s * RHO)[:, None]
-        return np.concatenate([(t - tn).ravel(), a0 - s * (RHO * g1) @ t])
-
-    x0 = np.concatenate([(Y / np.linalg.norm(Y, axis=1)[:, None] / np.sqrt(s * RHO)[:, None]).ravel(),
-                         np.zeros(3)])
-    x = fsolve(res, x0, xtol=1e-13)
-    assert np.abs(res(x)).max() < 1e-10
-    t, a0 = x[:9].reshape(3, 3), x[9:]
-    u = Y - gp(t @ a0)[:, None] * a0
-    abar2 = np.sqrt(s * RHO) * np.linalg.norm(u, axis=1) - T
-    abar = np.sqrt(abar2)[:, None] * t * np.sqrt(s * RHO)[:, None]
-    return dict(t=t, a0=a0, abar=abar, zbar=np.sqrt(abar2 / (s * RHO)))
+    return softplus_outliers(Y, RHO, s=s, T=T)
 
 
 def relu2_theory(N, T=T, s=S_PRIOR):
-    """Finite-N stationarity of three single-class relu2 outliers (docs/theory_sparse_other.md §3).
-
-    Raw outlier c: a_c = s ρ_c w_c t_c with w_c = z_c² its activation on class c, marginal
-    condition t_c·a_c = ½ (⇒ w_c = 1/(2 s ρ_c |t_c|²)), and (S2)
-    Y_c − T t_c = (N − 3)/N g'(t_c·a0) a0 + a_c w_c / N, bulk a0 = s Σ ρ_c g'(t_c·a0) t_c,
-    g(h) = log ½[1 + (1 − 2h)^{−½}]. Solution: |t| ∝ N^{−1/3}, a, z ∝ N^{1/3}.
-    """
-    def gp(h):
-        return 0.5 * (1 - 2 * h) ** -1.5 / (0.5 * (1 + (1 - 2 * h) ** -0.5))
-
-    fac = (N - 3) / N
-
-    def parts(x):
-        t, a0 = x[:9].reshape(3, 3), x[9:]
-        w = 1 / (2 * s * RHO * np.sum(t ** 2, axis=1))
-        return t, a0, w
-
-    def res(x):
-        t, a0, w = parts(x)
-        g1 = gp(t @ a0)
-        out = (s * RHO * w ** 2 / N)[:, None] * t
-        return np.concatenate([(Y - fac * g1[:, None] * a0 - T * t - out).ravel(), a0 - s * (RHO * g1) @ t])
-
-    t0 = (4 * N * s * RHO * np.linalg.norm(Y, axis=1)) ** (-1 / 3)
-    x = fsolve(res, np.concatenate([(Y / np.linalg.norm(Y, axis=1)[:, None] * t0[:, None]).ravel(), np.zeros(3)]),
-               xtol=1e-13)
-    assert np.abs(res(x)).max() < 1e-10
-    t, a0, w = parts(x)
-    return dict(t=t, a0=a0, a=(s * RHO * w)[:, None] * t, z=np.sqrt(w))
+    return relu2_outliers(Y, RHO, N, s=s, T=T)
 
 
 # --- sampler runs -----------------------------------------------------------------------------
