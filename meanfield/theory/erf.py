@@ -203,7 +203,7 @@ def _message(sol, mode, tol):
 
 
 def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_minus=None, code_fractions=None,
-              all_schemes=False, max_codes=4, n_starts=128, seed=0, tol=1e-10):
+              all_schemes=False, max_codes=4, n_starts=32, seed=0, tol=1e-10):
     """Solve the sigmoid (erf) mean-field theory on the toy task (THEORY.md §2.2, docs/theory_erf.md).
 
     Parameters

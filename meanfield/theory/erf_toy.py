@@ -178,7 +178,8 @@ def find_maxima(t, prob, n_starts=256, seed=0, scale=None, starts=None, tol=1e-6
     t : ndarray (K, m)
     prob : ToyProblem
     n_starts : int
-        Random starts, uniform in the ball of radius ``scale``.
+        Random starts, uniform in the ball of radius ``scale`` (besides the saturated stationary
+        point of every code, ``s Σ_{c∈code} ρ_c t_c max|φ|``).
     seed : int
     scale : float, optional
         Radius of the ball of starts. Default ``s Σ_c ρ_c |t_c| max|φ|``: every stationary point
@@ -203,6 +204,9 @@ def find_maxima(t, prob, n_starts=256, seed=0, scale=None, starts=None, tol=1e-6
         scale = prob.s * float(np.sum(prob.rho * np.linalg.norm(t, axis=1))) * max(map(abs, prob.nl.range))
     U = rng.standard_normal((n_starts, m))
     U *= (scale * rng.uniform(0.0, 1.0, n_starts) ** (1.0 / m) / np.linalg.norm(U, axis=1))[:, None]
+    # every maximum has a code; its saturated stationary point a = s Σ_{c∈code} ρ_c t_c max φ is a start
+    C = all_codes(t.shape[0])
+    U = np.vstack([prob.s * (C * prob.rho) @ t * max(map(abs, prob.nl.range)), U])
     if starts is not None:
         U = np.vstack([np.atleast_2d(starts), U])
     A, F, gn, Hs = _ascend(U, t, prob)
