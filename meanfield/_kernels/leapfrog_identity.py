@@ -16,7 +16,7 @@ import numba as nb
 import numpy as np
 
 from .fastphi import DPHI_ERF, KAPPA, exp_neg, normal_tail
-from .phi import ERF, dphi, phi
+from .phi import ERF, RELU, dphi, phi
 
 NBLK = 8        # fixed blocking of the output reduction (thread-count independent)
 
@@ -47,6 +47,11 @@ def _pass1(code, prog, p, q, g, a, b, N, P, m, At, H, D, Fpart, sq):
                     c = normal_tail(x, e)
                     h[mu] = 1.0 - c if u > 0.0 else c
                     d[mu] = DPHI_ERF * e
+            elif code == RELU:
+                for mu in range(P):
+                    v = qr[mu]
+                    h[mu] = v if v > 0.0 else 0.0
+                    d[mu] = 1.0 if v > 0.0 else 0.0
             else:
                 for mu in range(P):
                     h[mu] = phi(code, prog, qr[mu])
