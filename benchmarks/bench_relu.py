@@ -10,7 +10,7 @@ Prints
   theory's state and from a prior draw — outlier count and codes, readouts and activations / √N
   vs theory, frozenness, bulk readout.
 
-Usage: python benchmarks/bench_relu.py [--agreement] [--steps 600]
+Usage: python benchmarks/bench_relu.py [--agreement] [--steps 400] [--prior-steps 1200]
 """
 import argparse
 import math
@@ -85,21 +85,22 @@ def steps_per_second(reps=20):
           "the adapted ε is ≈ 5× smaller, so ≈ 5× more steps per transition — see --agreement)")
 
 
-def agreement(steps, N=500, T=0.01):
+def agreement(steps, prior_steps, N=500, T=0.01):
     task = mf.toy_task(N, N + 20, y_minus=-0.5)
     sol = mf.solve(task, "relu", T=T)
     ab, zc = sol.outliers["a_bar"], sol.outliers["z_bar_class"]
     print(sol.table())
-    for label, init in (("theory-started", mf.theory_start(sol, N, seed=1)), ("prior draw", None)):
+    for label, init, n_steps in (("theory-started", mf.theory_start(sol, N, seed=1), steps),
+                                 ("prior draw", None, prior_steps)):
         t0 = time.perf_counter()
-        s = mf.sample(task, "relu", N, T=T, steps=steps, space="preactivation", seed=1, thin=5, progress=False,
+        s = mf.sample(task, "relu", N, T=T, steps=n_steps, space="preactivation", seed=1, thin=5, progress=False,
                       init=init)
         a = s.readouts.mean(axis=0) / math.sqrt(N)
         nrm = np.linalg.norm(a, axis=1)
         big = np.flatnonzero(nrm > 0.2)
         Z = np.asarray(s.preactivations[0], dtype=np.float64) / math.sqrt(N)
         print(f"\n== {label}: {time.perf_counter() - t0:.0f} s, accept {s.diagnostics['accept_rate']:.2f}, "
-              f"leapfrog/transition {np.mean(s.traces['n_leapfrog'][steps // 2:]):.0f}, "
+              f"leapfrog/transition {np.mean(s.traces['n_leapfrog'][n_steps // 2:]):.0f}, "
               f"{len(big)} outliers (theory {len(ab)}), next |a|/√N {np.sort(nrm)[-len(big) - 1]:.4f}")
         for i in big:
             k = int(np.argmax(a[i]))
@@ -116,12 +117,13 @@ def agreement(steps, N=500, T=0.01):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agreement", action="store_true", help="N = P = 500 sampler comparison (long)")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=400, help="transitions of the theory-started run")
+    ap.add_argument("--prior-steps", type=int, default=1200, help="transitions of the run from a prior draw")
     a = ap.parse_args(argv)
     solve_times()
     steps_per_second()
     if a.agreement:
-        agreement(a.steps)
+        agreement(a.steps, a.prior_steps)
 
 
 if __name__ == "__main__":
