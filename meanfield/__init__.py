@@ -8,7 +8,9 @@ default_sigma_a2          the paper's readout-prior scaling
 solve, Solution           theory solvers (:mod:`meanfield.theory`)
 sample, Samples           numba posterior sampler (:mod:`meanfield.sampling`)
 theory_start              sampler state drawn from a coded theory solution
-analysis                  codes, code switching (:mod:`meanfield.analysis`)
+analysis                  codes, switching, scheme type, collapse, spectra (:mod:`meanfield.analysis`)
+gp_baseline               lazy / NNGP baseline (:mod:`meanfield.gp`)
+datasets                  digits (offline), MNIST IDX, CIFAR-10 batches, random projection
 compare                   theory vs samples (:mod:`meanfield.compare`)
 """
 import os as _os
@@ -32,7 +34,8 @@ from .tasks import Task, toy_task  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["Task", "toy_task", "nonlinearity", "default_sigma_a2", "solve", "Solution",
-           "sample", "Samples", "theory_start", "compare", "Comparison", "analysis"]
+           "sample", "Samples", "theory_start", "compare", "Comparison", "analysis",
+           "gp_baseline", "datasets"]
 
 
 def __getattr__(name):
@@ -46,7 +49,10 @@ def __getattr__(name):
     if name in ("sample", "Samples", "theory_start"):
         from . import sampling
         return getattr(sampling, name)
-    if name in ("analysis", "sampling", "theory", "datasets"):
+    if name in ("gp_baseline", "GPBaseline"):
+        from . import gp
+        return getattr(gp, name)
+    if name in ("analysis", "sampling", "theory", "datasets", "gp"):
         import importlib
         return importlib.import_module("." + name, __name__)
     if name in ("compare", "Comparison"):
