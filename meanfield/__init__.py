@@ -34,7 +34,7 @@ from .tasks import Task, toy_task  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["Task", "toy_task", "nonlinearity", "default_sigma_a2", "solve", "Solution",
-           "sample", "Samples", "theory_start", "compare", "Comparison", "analysis",
+           "sample", "Samples", "theory_start", "predict_samples", "compare", "Comparison", "analysis",
            "gp_baseline", "datasets"]
 
 
@@ -46,7 +46,7 @@ def __getattr__(name):
     if name in ("solve", "Solution"):
         from . import theory
         return getattr(theory, name)
-    if name in ("sample", "Samples", "theory_start"):
+    if name in ("sample", "Samples", "theory_start", "predict_samples"):
         from . import sampling
         return getattr(sampling, name)
     if name in ("gp_baseline", "GPBaseline"):
