@@ -280,8 +280,10 @@ def test_bad_input(paper):
         solve_relu(paper, finite_P="yes")
     rng = np.random.default_rng(0)
     general = mf.Task(X=rng.standard_normal((50, 30)), Y=np.eye(3)[rng.integers(0, 3, 30)])
-    with pytest.raises(NotImplementedError, match="toy task"):
+    with pytest.raises(ValueError, match="T must be > 0"):       # general data: outlier theory needs T > 0
         solve_relu(general)
+    with pytest.raises(ValueError, match="codes"):
+        solve_relu(general, T=0.05, codes=[(1, 0, 0)])
     with pytest.raises(ValueError, match="X_new"):
         solve_relu(paper, n_directions=50).predict(np.ones((3, 2)))
 
