@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from .._kernels.phi import USER
 from ..integrators import tilted_moments
 from ..nonlinearities import nonlinearity
 
@@ -170,6 +171,53 @@ def _ascend(A, t, prob, maxiter=100, gtol=1e-10):
     return A, F, np.linalg.norm(G, axis=1), Hs
 
 
+_TABLES = {}
+_TABLE_H, _TABLE_STEP = 40.0, 0.005
+
+
+class _Tabulated:
+    """``prob`` with (g, g', g'') from a cubic-Hermite table on |h| ≤ 40 (exact outside).
+
+    Used only for the multistart ascent of :func:`find_maxima`, whose end points are then
+    polished with the exact quadrature: the table (≈ 1e-9 accurate, built once per φ in
+    ≈ 0.3 s) replaces ≈ 10⁴ scalar quadratures per search.
+    """
+
+    def __init__(self, prob):
+        self._prob = prob
+        key = prob.nl.name
+        if key not in _TABLES:
+            h = np.arange(-_TABLE_H, _TABLE_H + _TABLE_STEP / 2, _TABLE_STEP)
+            g, g1, g2 = tilted_moments(prob.nl, np.concatenate([h, h + 1e-4, h - 1e-4]))
+            n = h.size
+            g3 = (g2[n:2 * n] - g2[2 * n:]) / 2e-4
+            _TABLES[key] = (h, g[:n], g1[:n], g2[:n], g3)
+        self._table = _TABLES[key]
+
+    def __getattr__(self, name):
+        return getattr(self._prob, name)
+
+    def moments(self, H):
+        h, g, g1, g2, g3 = self._table
+        H = np.asarray(H, dtype=np.float64)
+        x = np.clip(H, h[0], h[-1])
+        i = np.clip(((x - h[0]) / _TABLE_STEP).astype(np.int64), 0, h.size - 2)
+        u = (x - h[i]) / _TABLE_STEP
+        h00, h10, h01, h11 = (1 + 2 * u) * (1 - u) ** 2, u * (1 - u) ** 2, u * u * (3 - 2 * u), u * u * (u - 1)
+        d = _TABLE_STEP
+
+        def herm(f, df):
+            return h00 * f[i] + h10 * d * df[i] + h01 * f[i + 1] + h11 * d * df[i + 1]
+
+        out = [herm(g, g1), herm(g1, g2), herm(g2, g3)]
+        outside = np.abs(H) > _TABLE_H
+        if np.any(outside):
+            exact = self._prob.moments(H[outside])
+            for o, e in zip(out, exact):
+                o[outside] = e
+        return tuple(out)
+
+
 def find_maxima(t, prob, n_starts=256, seed=0, scale=None, starts=None, tol=1e-6):
     """All local maxima of F that a multistart ascent finds (THEORY.md §2: global-maximum check).
 
@@ -209,6 +257,8 @@ def find_maxima(t, prob, n_starts=256, seed=0, scale=None, starts=None, tol=1e-6
     U = np.vstack([prob.s * (C * prob.rho) @ t * max(map(abs, prob.nl.range)), U])
     if starts is not None:
         U = np.vstack([np.atleast_2d(starts), U])
+    if prob.nl.code != USER:              # built-in φ: tabulated ascent, then exact polish
+        U = _ascend(U, t, _Tabulated(prob), gtol=1e-8)[0]
     A, F, gn, Hs = _ascend(U, t, prob)
     is_max = (gn < 1e-7 * (1.0 + np.linalg.norm(A, axis=1))) & (np.linalg.eigvalsh(Hs)[:, -1] < 0.0)
     A, F = A[is_max], F[is_max]
