@@ -165,3 +165,17 @@ def test_outlier_scaling_exponent_N50_to_N200(runs, nl):
         gz = np.polyfit(logN, np.log(zn), 1)[0]
         target = 0.5 if nl == "softplus" else 1 / 3
         assert abs(ga - target) < 0.04 and abs(gz - target) < 0.04, (k, ga, gz)
+
+
+def test_solve_dispatch_softplus_and_relu2():
+    task = mf.toy_task(P, P + 20, y_minus=-0.5)
+    sp = mf.solve(task, "softplus", T=T)
+    ref = softplus_theory()
+    assert sp.converged and sp.residual < 1e-10
+    np.testing.assert_allclose(sp.outliers["a_bar"], ref["abar"], atol=1e-12)
+    np.testing.assert_allclose(sp.info["a0"], ref["a0"], atol=1e-12)
+    assert sp.outliers["codes"] == ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+    r2 = mf.solve(task, "relu2", T=T, N=100)
+    np.testing.assert_allclose(r2.info["z_raw"], relu2_theory(100)["z"], rtol=1e-12)
+    with pytest.raises(ValueError, match="N"):
+        mf.solve(task, "relu2", T=T)

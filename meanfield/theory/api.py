@@ -11,7 +11,9 @@ from ..tasks import Task
 __all__ = ["solve", "default_readout_variance"]
 
 # name → (module, function); "linear" is solved here, the others are imported lazily.
-_SOLVERS = {"erf": ("meanfield.theory.erf", "solve_erf"), "relu": ("meanfield.theory.relu", "solve_relu")}
+_SOLVERS = {"erf": ("meanfield.theory.erf", "solve_erf"), "relu": ("meanfield.theory.relu", "solve_relu"),
+            "softplus": ("meanfield.theory.sparse_toy", "solve_softplus"),
+            "relu2": ("meanfield.theory.sparse_toy", "solve_relu2")}
 _ALIASES = {"identity": "linear", "sigmoid": "erf"}
 _LINEAR_OPTIONS = {"sigma_a2", "method", "tol", "maxiter"}
 
@@ -47,7 +49,8 @@ def solve(task, nonlinearity, depth=1, T=0.0, finite_P=True, N=None, **options):
         Training data (``X``: N0 × P, ``Y``: P × m).
     nonlinearity : str or object with ``.name``
         ``"linear"`` (solved by :mod:`meanfield.theory.linear`), ``"erf"`` / ``"sigmoid"``
-        (:func:`meanfield.theory.erf.solve_erf`) or ``"relu"`` (:func:`meanfield.theory.relu.solve_relu`).
+        (:func:`meanfield.theory.erf.solve_erf`), ``"relu"`` (:func:`meanfield.theory.relu.solve_relu`),
+        ``"softplus"`` / ``"relu2"`` (toy task, :mod:`meanfield.theory.sparse_toy`; relu2 needs ``N``).
     depth : int
         Number of hidden layers L ≥ 1.
     T : float

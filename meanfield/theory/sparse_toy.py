@@ -23,6 +23,7 @@ def _check(res, x, what):
     r = float(np.max(np.abs(res(x))))
     if not r < 1e-10:
         raise RuntimeError(f"{what}: no root found (residual {r:.2e})")
+    return r
 
 
 def softplus_outliers(Yc, rho, s=1.0, T=0.01):
@@ -43,14 +44,14 @@ def softplus_outliers(Yc, rho, s=1.0, T=0.01):
 
     x0 = np.concatenate([(Yc / np.linalg.norm(Yc, axis=1)[:, None] / np.sqrt(s * rho)[:, None]).ravel(), np.zeros(m)])
     x = fsolve(res, x0, xtol=1e-13)
-    _check(res, x, "softplus outliers")
+    r = _check(res, x, "softplus outliers")
     t, a0 = x[:K * m].reshape(K, m), x[K * m:]
     u = Yc - gp(t @ a0)[:, None] * a0
     abar2 = np.sqrt(s * rho) * np.linalg.norm(u, axis=1) - T
     if np.any(abar2 <= 0):
         raise RuntimeError("softplus outliers: T too high, an outlier amplitude vanishes")
     abar = np.sqrt(abar2)[:, None] * t * np.sqrt(s * rho)[:, None]
-    return dict(t=t, a0=a0, abar=abar, zbar=np.sqrt(abar2 / (s * rho)))
+    return dict(t=t, a0=a0, abar=abar, zbar=np.sqrt(abar2 / (s * rho)), residual=r)
 
 
 def relu2_outliers(Yc, rho, N, s=1.0, T=0.01):
@@ -77,6 +78,72 @@ def relu2_outliers(Yc, rho, N, s=1.0, T=0.01):
     t0 = (4 * N * s * rho * np.linalg.norm(Yc, axis=1)) ** (-1 / 3)
     x = fsolve(res, np.concatenate([(Yc / np.linalg.norm(Yc, axis=1)[:, None] * t0[:, None]).ravel(), np.zeros(m)]),
                xtol=1e-13)
-    _check(res, x, "relu2 outliers")
+    r = _check(res, x, "relu2 outliers")
     t, a0, w = parts(x)
-    return dict(t=t, a0=a0, a=(s * rho * w)[:, None] * t, z=np.sqrt(w))
+    return dict(t=t, a0=a0, a=(s * rho * w)[:, None] * t, z=np.sqrt(w), residual=r)
+
+
+def _solution(task, name, T, sigma_a2, N, t_c, a0, abar, zbar_class, classes, message, residual):
+    """Assemble a :class:`Solution` (bulk: independent tilted z given a0; outliers frozen)."""
+    from ..nonlinearities import nonlinearity
+    from .solution import Solution
+
+    K = t_c.shape[0]
+    nl = nonlinearity(name)
+    g, g1, g2 = tilted_moments(nl, t_c @ a0)                  # bulk per class
+    mean = g1[classes]
+    K1 = np.outer(mean, mean)
+    K1[np.diag_indices_from(K1)] = (g2 + g1 ** 2)[classes]
+    zb = zbar_class[:, classes]                               # (n, P) scaled activations' preactivations
+    act = np.maximum(zb, 0.0) if name == "softplus" else np.maximum(zb, 0.0) ** 2
+    K1 = K1 + act.T @ act
+    codes = tuple(tuple(int(k == c) for k in range(K)) for c in range(abar.shape[0]))
+    return Solution(nonlinearity=name, depth=1, T=T, sigma_a2=sigma_a2, field=t_c[classes],
+                    kernels=(task.K0, K1), converged=True, residual=residual, message=message, N=N,
+                    codes=((0,) * K,), code_fractions=np.ones(1), readouts=a0[None],
+                    outliers=dict(a_bar=abar, z_bar=zb, z_bar_class=zbar_class, codes=codes),
+                    finite_P=True, task=task, info=dict(a0=a0, t_class=t_c))
+
+
+def solve_sparse(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, name="softplus"):
+    """``mf.solve`` entry for softplus and relu² on the toy task (one single-class outlier per class).
+
+    softplus: leading order in 1/√N, outliers √N-scaled (as ReLU's). relu²: needs the width N
+    (outliers ∝ N^{1/3}); ``outliers`` holds them N^{1/3}-scaled, ``info["a_raw"]`` /
+    ``info["z_raw"]`` raw. The bulk kernel uses independent tilted preactivations given a0.
+    """
+    from .relu_toy import class_reduction
+
+    if depth != 1:
+        raise NotImplementedError(f"the {name} theory is for one hidden layer, got depth = {depth}")
+    rho, Yc, classes = class_reduction(task)
+    K, m = Yc.shape
+    if K != m:
+        raise NotImplementedError(f"{name}: one outlier per class needs as many classes as outputs")
+    s = task.P * (1.0 / task.P if sigma_a2 is None else sigma_a2)
+    if name == "softplus":
+        th = softplus_outliers(Yc, rho, s=s, T=T)
+        zc = np.array([[th["zbar"][i] if c == i else min(0.0, float(th["t"][c] @ th["abar"][i]))
+                        for c in range(K)] for i in range(K)])
+        return _solution(task, name, T, sigma_a2, N, th["t"], th["a0"], th["abar"], zc, classes,
+                         "softplus: 3 single-class outliers at √N (ReLU's outlier equations) + softplus bulk",
+                         th["residual"])
+    if N is None:
+        raise ValueError("N: the relu2 outliers scale as N^(1/3); pass the width N")
+    th = relu2_outliers(Yc, rho, N, s=s, T=T)
+    c3 = N ** (1.0 / 3.0)
+    zc = np.where(np.eye(K, dtype=bool), th["z"][:, None], 0.0) / c3
+    sol = _solution(task, name, T, sigma_a2, N, th["t"], th["a0"], th["a"] / c3, zc, classes,
+                    f"relu2: 3 single-class outliers at N^(1/3) (N = {N})", th["residual"])
+    sol.info.update(a_raw=th["a"], z_raw=th["z"])
+    return sol
+
+
+def solve_softplus(task, depth=1, T=0.0, finite_P=True, N=None, **options):
+    """:func:`solve_sparse` for softplus (``mf.solve(task, "softplus", ...)``)."""
+    return solve_sparse(task, depth, T, finite_P, N, name="softplus", **options)
+
+
+def solve_relu2(task, depth=1, T=0.0, finite_P=True, N=None, **options):
+    """:func:`solve_sparse` for relu² (``mf.solve(task, "relu2", N=..., ...)``)."""
+    return solve_sparse(task, depth, T, finite_P, N, name="relu2", **options)
