@@ -9,16 +9,16 @@ Usage: python benchmarks/bench_deep.py [--quick] [--rounds 3]
 """
 import argparse
 import math
+import os
+import sys
 import time
 
 import meanfield as mf  # noqa: I001  (first: thread wait policies before numpy loads BLAS)
 import numpy as np
 import scipy.special as sps
 
-from meanfield._kernels import network as nw
-from meanfield.nonlinearities import nonlinearity
-from meanfield.sampling.geometry import first_layer_geometry
-from meanfield.sampling.threads import kernel_threads
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_sampler import time_meanfield  # noqa: E402  (the same kernel timing, any depth)
 
 KAPPA = math.sqrt(math.pi / 2)
 
@@ -73,26 +73,6 @@ def time_reference(task, N, L, name, sig_a, T, reps):
     return (time.perf_counter() - t0) / reps
 
 
-def time_meanfield(task, N, L, name, sig_a, T, reps):
-    phi = nonlinearity(name)
-    B, identity, _ = first_layer_geometry(task, "weight", True)
-    Bt = np.ascontiguousarray(B.T)
-    r = B.shape[0]
-    dims = np.array([N, r, L, task.m], dtype=np.int64)
-    n = N * r + (L - 1) * N * N + N * task.m
-    q = 0.1 * np.random.default_rng(1).standard_normal(n)
-    g = np.empty(n)
-    ep, el = nw.energy_grad(phi.code, phi.prog, q, g, B, Bt, identity, dims, task.Y, sig_a, T,
-                            *nw.alloc_scratch(dims, task.P))
-    ws = nw.alloc_workspace(dims, task.P, n)
-    with kernel_threads(N * task.P):
-        nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, 2, 0, 0, ws)
-        t0 = time.perf_counter()
-        nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, reps, 0, 1,
-                          ws)
-        return (time.perf_counter() - t0) / reps
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -109,7 +89,8 @@ def main(argv=None):
             best = {"numpy-ref": math.inf, "meanfield": math.inf}
             for _ in range(a.rounds):
                 best["numpy-ref"] = min(best["numpy-ref"], time_reference(task, N, L, name, sig_a, 0.01, max(3, reps // 4)))
-                best["meanfield"] = min(best["meanfield"], time_meanfield(task, N, L, name, sig_a, 0.01, reps))
+                t_mf = time_meanfield(task, N, name, sig_a, 0.01, "weight", True, reps, depth=L)[0]
+                best["meanfield"] = min(best["meanfield"], t_mf)
             for impl, t in best.items():
                 print(f"{label:24s} {L:2d} {impl:10s} {1 / t:9.1f} {best['numpy-ref'] / t:7.2f}", flush=True)
 

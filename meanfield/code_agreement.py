@@ -5,6 +5,7 @@ import numpy as np
 
 from .analysis.codes import code_fractions, code_switching, format_code, neuron_codes
 from .nonlinearities import nonlinearity as _nonlinearity
+from .sampling.theory_start import grid_cdf
 
 KS_MAX_VALUES = 20000     # sampled preactivations per (code, class) entering a KS distance
 
@@ -20,8 +21,7 @@ def sampled_codes(samples, task, phi=None):
 
 def _ks_distance(values, zgrid, density):
     """Kolmogorov–Smirnov distance between an empirical sample and a density on a grid."""
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(zgrid))])
-    cdf /= cdf[-1]
+    cdf = grid_cdf(zgrid, density)
     v = np.sort(values)
     F = np.interp(v, zgrid, cdf)
     n = v.size

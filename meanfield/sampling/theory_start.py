@@ -7,10 +7,15 @@ from .._validation import check_choice, check_int
 from .geometry import first_layer_geometry
 
 
+def grid_cdf(zgrid, density):
+    """Normalized CDF (trapezoid rule) of a density tabulated on ``zgrid``."""
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(zgrid))])
+    return cdf / cdf[-1]
+
+
 def _draw_from_grid(zgrid, density, u):
     """Inverse-CDF draws from a density tabulated on ``zgrid`` at uniforms ``u``."""
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(zgrid))])
-    return np.interp(u, cdf / cdf[-1], zgrid)
+    return np.interp(u, grid_cdf(zgrid, density), zgrid)
 
 
 def theory_start(solution, N, space="preactivation", project=True, seed=0):
