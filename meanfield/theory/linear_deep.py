@@ -52,7 +52,8 @@ def solve_zero_T(task, L, sigma_a2, N, with_mean=True):
     (bracketed scalar root of the shooting residual, :func:`_chain`). Kernels are the
     posterior means ``K_ℓ = (1 − m/N) K_{ℓ−1} + Y [H_ℓ − (1 − P/N) H_{ℓ−1}] Yᵀ`` and
     ``K_L = (1 − m/N) K_{L−1} + Y U⁻¹ Yᵀ`` (N → ∞: ``K_ℓ = K0 + Y(H_ℓ − H_0)Yᵀ``). For L ≥ 2 at
-    finite N and ``with_mean``, ``extra["U_mean"]`` is the one-loop mean of G (:func:`_finite_N`).
+    finite N and ``with_mean``, ``extra["U_mean"]`` and ``extra["kernels_mean"]`` are the one-loop
+    means of G and of the kernels (:func:`_finite_N`).
     """
     K0, Y = task.K0, task.Y
     P, m = Y.shape
@@ -104,7 +105,8 @@ def solve_zero_T(task, L, sigma_a2, N, with_mean=True):
            f"relative residual {res:.1e}")
     extra = dict(H=tuple(H[1:]), M_eigenvalues=lam)
     if N is not None and with_mean and L > 1:
-        extra["U_mean"] = _finite_N(K0, Y, 0.0, sigma_a2, N, L, U, H[1:], 1)[5]
+        out = _finite_N(K0, Y, 0.0, sigma_a2, N, L, U, H[1:], 1)
+        extra.update(U_mean=out[5], kernels_mean=out[6])
     return U, t, kernels, res, L * m, msg, extra
 
 
@@ -211,10 +213,11 @@ def _reduced_parts(K0, Y, T, sigma_a2, N, L):
 
 
 def _finite_N(K0, Y, T, sigma_a2, N, L, G0, Hs0, maxiter):
-    """Finite N: solve the stationarity of (D4) by Newton from (G0, H_1 … ) and add the one-loop mean of G.
+    """Finite N: solve the stationarity of (D4) by Newton from (G0, H_1 … ) and add one-loop means.
 
     Exact reduction at T = 0; at T > 0 the likelihood is evaluated on :func:`_likelihood_kernel`
-    (bulk at its mean, learned part in span Y). Returns (G, [H_0 … H_{L−1}], t, residual, nit, U_mean).
+    (bulk at its mean, learned part in span Y). Returns (G, [H_0 … H_{L−1}], t, residual, nit,
+    U_mean, kernels_mean): the one-loop means of G and of the kernels (:func:`_one_loop_kernels`).
     """
     m = Y.shape[1]
     iu = np.triu_indices(m)
@@ -233,8 +236,48 @@ def _finite_N(K0, Y, T, sigma_a2, N, L, G0, Hs0, maxiter):
     _, _, t, H = parts(x)
     grad = lambda z: np.concatenate([vech_grad(D) for D in parts(z)[1]])
     typical = np.repeat([np.max(np.abs(A)) for A in [G0] + list(Hs0)], n)
-    U_mean = _unvech(fluctuation_mean(grad, x, N, typical)[:n], m)
-    return _unvech(x[:n], m), H, t, res, nfev, U_mean
+    x_mean = fluctuation_mean(grad, x, N, typical)
+
+    def kernels_at(z):
+        p = parts(z)
+        return None if p is None else mean_kernels(K0, Y, p[3], _unvech(z[:n], m), Y - T * p[2], T, N)
+
+    kmean = _one_loop_kernels(kernels_at, grad, x, x_mean, N, typical)
+    return _unvech(x[:n], m), H, t, res, nfev, _unvech(x_mean[:n], m), kmean
+
+
+def _one_loop_kernels(kernels_at, grad, x, x_mean, N, scale):
+    """One-loop posterior means of the kernels, ``E[K_ℓ] ≈ K_ℓ(E x) + ½ Σ_k w_kᵀ ∇²K_ℓ w_k``.
+
+    x = (vech G, vech H_1, …) has density ∝ exp((N/2) S(x)); ``w_k`` are the principal
+    fluctuation directions (``Σ_k w_k w_kᵀ = A⁻¹``, ``A = −(N/2)∇²S`` at the mode x), so the
+    second term is the Laplace covariance contracted with the curvature of x ↦ K_ℓ, by a
+    ±w_k (one standard deviation) central difference. Together with the one-loop shift of
+    the mean (``x_mean``, :func:`fluctuation_mean`) this is E[K_ℓ] to O(1/N²); K_1 … K_{L−1}
+    are linear in the H_ℓ (Z4), so for them only the shift acts. Returns None if a ±w_k
+    step leaves the positive-definite cone.
+    """
+    n = x.size
+    Hs = np.empty((n, n))
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = 1e-5 * scale[j]
+        Hs[:, j] = (grad(x + e) - grad(x - e)) / (2 * e[j])
+    mu, Vk = np.linalg.eigh(-0.25 * N * (Hs + Hs.T))
+    if mu[0] <= 0:
+        return None
+    base = kernels_at(x_mean)
+    if base is None:
+        return None
+    out = [K.copy() for K in base]
+    for k in range(n):
+        w = Vk[:, k] / np.sqrt(mu[k])
+        kp, km = kernels_at(x_mean + w), kernels_at(x_mean - w)
+        if kp is None or km is None:
+            return None
+        for ell in range(len(out)):
+            out[ell] += 0.5 * (kp[ell] - 2 * base[ell] + km[ell])
+    return tuple(0.5 * (K + K.T) for K in out)
 
 
 def _sym_fun(A, fun):
@@ -319,10 +362,10 @@ def solve_deep(task, L, T, sigma_a2, N, method="auto", tol=1e-10, maxiter=2000):
         raise ValueError("method='scalar' for deep networks needs K0 = c I and N = None")
     if N is not None:
         G0, _, _, _, _, _, extra0 = solve_zero_T(task, L, sigma_a2, N, with_mean=False)
-        G, H, t, res, nit, U_mean = _finite_N(K0, Y, T, sigma_a2, N, L, G0, extra0["H"], maxiter)
+        G, H, t, res, nit, U_mean, kmean = _finite_N(K0, Y, T, sigma_a2, N, L, G0, extra0["H"], maxiter)
         kernels = mean_kernels(K0, Y, H, G, Y - T * t, T, N)
         msg = f"reduced m × m saddle at finite N (approximate at T > 0, docs/theory.md §4); residual {res:.1e}"
-        return G, t, kernels, res, nit, msg, dict(H=tuple(H[1:]), U_mean=U_mean)
+        return G, t, kernels, res, nit, msg, dict(H=tuple(H[1:]), U_mean=U_mean, kernels_mean=kmean)
     if method in ("auto", "scalar") and c is not None:
         G, Ks = _per_mode(K0, c, Y, L, T, sigma_a2)
         nit, how = L * m, "per-mode scalar roots (K0 = c I)"
