@@ -1,9 +1,10 @@
-"""Command-line front end: ``meanfield solve | sample | compare | sweep``.
+"""Command-line front end: ``meanfield solve | sample | compare | sweep | figure``.
 
 Examples
 --------
 meanfield compare --nonlinearity linear --P 200 --N 200 --T 0.01 --steps 600
 meanfield sweep --parameter y_minus --values 0.1 0.3 0.5 --T 0.01 --N 200 --png sweep.png
+meanfield figure 2 --out-dir figures [--small]
 meanfield sample --data mydata.npz --nonlinearity erf --N 100 --T 0.01 --checkpoint run.npz --out samples.npz
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 import numpy as np
 
@@ -92,6 +94,20 @@ def _sweep(a):
     return 0
 
 
+def _figure(a):
+    from .figures import make
+    opts = {} if a.data_path is None else {"data_path": a.data_path}
+    try:
+        for name in a.which:
+            t0 = time.perf_counter()
+            for path in make(name, a.out_dir, small=a.small, seed=a.seed, progress=not a.quiet, **opts):
+                print(f"saved {path} ({time.perf_counter() - t0:.1f} s)")
+    except (ValueError, TypeError, NotImplementedError, OSError) as exc:
+        print(f"meanfield figure: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None):
     """Entry point of the ``meanfield`` console script."""
     ap = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0])
@@ -122,11 +138,19 @@ def main(argv=None):
     pw.add_argument("--anneal", type=float, default=0.15)
     pw.add_argument("--seed", type=int, default=0)
     pw.add_argument("--png", default=None, help="write the plot here")
-    for p in (ps, pm, pc, pw):
+    pf = sub.add_parser("figure", help="reproduce paper figures 1-7 or the phase diagram as PNG (docs/figures.md)")
+    pf.add_argument("which", nargs="+", metavar="N", help="1 ... 7 or 'phase' (several allowed)")
+    pf.add_argument("--out-dir", default=".", help="directory for the PNG(s)")
+    pf.add_argument("--small", action="store_true", help="tiny scale (seconds; for tests)")
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--data-path", default=None, help="figure 7: directory with the CIFAR-10 python batches")
+    for p in (ps, pm, pc, pw, pf):
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
     if a.cmd == "sweep":
         return _sweep(a)
+    if a.cmd == "figure":
+        return _figure(a)
     try:
         task = _task(a)
         if a.cmd == "solve":
