@@ -46,6 +46,7 @@ def pyplot():
 def save(fig, out_dir, name, dpi=80):
     """Write ``fig`` to ``out_dir/name`` (PNG), close it and return the path."""
     path = Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
     return path

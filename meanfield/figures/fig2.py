@@ -3,7 +3,7 @@
 Paper: m = 3, classes in ratios ½ : ¼ : ¼; linear N = P = 200 (y₋ = 0), sigmoid N = P = 500
 (y₋ = ½), ReLU N = P = 500 (y₋ = −½). Panels: a readout weights of one sample, b activations on
 all training inputs, c network output of that sample. Here N = P = 200 (ReLU 100) by default,
-40 with ``small``; T = 0.01. The sigmoid run is annealed from T = 0.15, the ReLU run starts in the
+40 (ReLU 30) with ``small``; T = 0.01. The sigmoid run is annealed from T = 0.15, the ReLU run starts in the
 theory's outlier state; theory overlays: per-code readouts a_γ (sigmoid), outlier readouts √N ā
 (ReLU), ±1 sd of the Gaussian readout posterior (linear), and the theory's mean predictor.
 """
@@ -15,7 +15,7 @@ from . import common as C
 
 Y_MINUS = {"linear": 0.0, "erf": 0.5, "relu": -0.5}
 SCALES = dict(default=dict(P=dict(linear=200, erf=200, relu=100), steps=dict(linear=300, erf=600, relu=200)),
-              small=dict(P=dict(linear=40, erf=40, relu=40), steps=dict(linear=100, erf=240, relu=100)))
+              small=dict(P=dict(linear=40, erf=40, relu=30), steps=dict(linear=80, erf=160, relu=60)))
 T = 0.01
 ANNEAL = {"erf": 0.15}
 N_RELU_SHOWN = 9

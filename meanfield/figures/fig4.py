@@ -81,7 +81,8 @@ def compute(small=False, seed=0, progress=False):
         Per nonlinearity: ``a0`` (S, N) readouts on class 0, ``z0`` (S, N, P0) preactivations on the
         class-0 inputs, ``codes`` (S, N, K), ``selected`` neurons, ``theory_a`` / ``theory_z`` dicts of
         densities on ``a_grid`` / ``z_grid`` (None without theory), ``switching`` (code_switching of the
-        stored samples), ``sign_flips`` (fraction of neurons whose class-0 readout changes sign).
+        stored samples), ``sign_flips`` (fraction of neurons whose class-0 readout changes sign),
+        ``outlier_spread`` (ReLU: largest sd/|mean| of an outlier's class-0 readout, else None).
     """
     from ..analysis import code_switching, neuron_codes
     sc = SCALES["small" if small else "default"]
@@ -101,6 +102,9 @@ def compute(small=False, seed=0, progress=False):
                        selected=_selected(nl, sol, s, codes), a_grid=a_grid, z_grid=z_grid, theory_a=ta,
                        theory_z=tz, switching=code_switching(codes),
                        sign_flips=float(np.mean(np.any(np.sign(a0) != np.sign(a0[:1]), axis=0))), N=s.N)
+        sel = out[nl]["selected"][:-1] if nl == "relu" else []
+        out[nl]["outlier_spread"] = (float(np.max(a0[:, sel].std(axis=0) / np.abs(a0[:, sel].mean(axis=0))))
+                                     if len(sel) else None)
     return out
 
 
@@ -141,10 +145,8 @@ def _motion(nl, d):
         return f"{d['switching']['switching_neurons']}/{d['N']} switched code"
     if nl == "linear":
         return f"{d['sign_flips']:.0%} of a¹ changed sign"
-    a = d["a0"][:, d["selected"][:-1]]
-    if a.size == 0:
-        return "no outliers"
-    return f"outlier sd/|mean| {np.max(a.std(axis=0) / np.abs(a.mean(axis=0))):.1%}"
+    sp = d["outlier_spread"]
+    return "no outliers" if sp is None else f"outlier sd/|mean| {sp:.1%}"
 
 
 def draw(data, out_dir):

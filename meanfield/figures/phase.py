@@ -7,7 +7,7 @@ by its codes with fraction ≥ 1 % (:func:`scheme_label`): "pairs" (the redundan
 temperature), or "other". Left: the 1-1-1 fraction; right: the scheme class. Sampler points
 (annealed from max(0.15, 1.5 T), preactivation space, :func:`scheme_sweep` with ``N``) are
 drawn on top in the same colours. Default P = N = 100 on a 6 × 6 grid with 3 × 2 sampler points;
-``small``: P = 40 on 3 × 2 with one sampler point. Axes are the grid indices (ticks: values).
+``small``: P = 40 on 2 × 2 with one sampler point. Axes are the grid indices (ticks: values).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from . import common as C
 
 SCALES = dict(default=dict(P=100, y=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], T=[0.01, 0.02, 0.04, 0.06, 0.08, 0.1],
                            sample_y=[0.2, 0.4, 0.6], sample_T=[0.02, 0.06], steps=800),
-              small=dict(P=40, y=[0.3, 0.5, 0.6], T=[0.01, 0.04], sample_y=[0.5], sample_T=[0.04], steps=200))
+              small=dict(P=40, y=[0.3, 0.6], T=[0.01, 0.04], sample_y=[0.6], sample_T=[0.04], steps=200))
 MIN_FRACTION = 0.01
 CLASSES = ("pairs", "pairs + 1-1-1", "pairs + 1-0-0", "1-1-1 only", "other")
 

@@ -1,0 +1,128 @@
+"""``meanfield figure N``: every figure is written as a valid PNG at the tiny scale, with the data behind it.
+
+The CLI tests run the ``small`` scale (a few seconds each); the quantitative checks use the figure
+modules' ``compute`` at the same scale, so every assertion is about what the PNG shows.
+"""
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meanfield import cli
+from meanfield.figures import FIGURES, make, module
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path, min_size=(200, 150)):
+    """A real PNG: signature, IHDR chunk, plausible size, nonzero bytes."""
+    data = Path(path).read_bytes()
+    assert len(data) > 1000
+    assert data[:8] == PNG_MAGIC
+    assert data[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", data[16:24])
+    assert w >= min_size[0] and h >= min_size[1]
+
+
+@pytest.fixture(scope="module")
+def fig1_data():
+    return module(1).compute(small=True, seed=0)
+
+
+@pytest.mark.parametrize("name", ["1", "5", "7"])
+def test_cli_writes_png(tmp_path, name, capsys):
+    assert cli.main(["figure", name, "--small", "--quiet", "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    png = tmp_path / ("phase.png" if name == "phase" else f"fig{name}.png")
+    assert f"saved {png}" in out
+    assert_png(png)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["2", "3", "4", "6", "phase"])
+def test_cli_writes_png_slow(tmp_path, name):
+    assert cli.main(["figure", name, "--small", "--quiet", "--out-dir", str(tmp_path)]) == 0
+    assert_png(tmp_path / ("phase.png" if name == "phase" else f"fig{name}.png"))
+
+
+def test_cli_rejects_unknown_figure(tmp_path, capsys):
+    assert cli.main(["figure", "8", "--small", "--quiet", "--out-dir", str(tmp_path)]) == 1
+    assert "unknown figure '8'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_make_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown figure"):
+        module("fig9")
+    with pytest.raises(ValueError, match="unknown option"):
+        make("2", tmp_path, small=True, data_path="x")
+    with pytest.raises(TypeError, match="small must be a bool"):
+        module(2).make(tmp_path, small="yes")
+    with pytest.raises(ValueError):
+        module(2).make(tmp_path, small=True, seed=-1)
+    assert set(FIGURES) == {"1", "2", "3", "4", "5", "6", "7", "phase"}
+
+
+def test_fig1_schemes_per_nonlinearity(fig1_data, tmp_path):
+    """The non-lazy activations shown in Fig. 1 are analog / redundant / sparse; the lazy ones carry no code."""
+    assert {nl: fig1_data[nl]["nonlazy"]["scheme"].scheme for nl in ("linear", "erf", "relu")} == \
+        dict(linear="analog", erf="redundant", relu="sparse")
+    lab = fig1_data["labels"]
+    for nl in ("linear", "erf", "relu"):
+        K_lazy = fig1_data[nl]["lazy"]["kernel"]
+        K = fig1_data[nl]["nonlazy"]["kernel"]
+        same = (lab[:, None] == lab[None, :]) & ~np.eye(lab.size, dtype=bool)
+        diff = lab[:, None] != lab[None, :]
+        # non-lazy kernels carry the task (same-class ≫ different-class), lazy ones do not
+        assert K[same].mean() - K[diff].mean() > 0.3 * np.mean(np.diag(K))
+        assert abs(K_lazy[same].mean() - K_lazy[diff].mean()) < 1e-8
+    assert_png(module(1).draw(fig1_data, tmp_path)[0])
+
+
+def test_fig7_substitute_and_missing_cifar(tmp_path):
+    d = module(7).compute(small=True, seed=0)
+    assert d["source"] == "digits"
+    assert d["train_accuracy"] > 0.9                  # the sample interpolates the training set
+    assert d["test_accuracy"] > 0.5                   # and generalizes (10 classes: chance 0.1)
+    assert len(d["train"]) == 2 and d["test"][1].shape == (d["train"][1].shape[0], d["labels_test"].size)
+    with pytest.raises(FileNotFoundError, match="CIFAR-10"):
+        module(7).compute(small=True, data_path=tmp_path / "missing")
+    assert cli.main(["figure", "7", "--small", "--quiet", "--out-dir", str(tmp_path),
+                     "--data-path", str(tmp_path / "missing")]) == 1
+
+
+def test_fig5_lower_layer_switches_more():
+    d = module(5).compute(small=True, seed=0)
+    sw = [w["switching_neurons"] for w in d["switching"]]
+    assert sw[0] > sw[1]                              # layer 1 keeps switching, the feature layer freezes
+    assert sw[0] >= 0.5 * d["N"]
+
+
+def test_new_input_preactivations_reproduce_training_inputs():
+    """The layer-wise Gaussian conditional returns the stored preactivations on training inputs."""
+    from meanfield import sample, toy_task
+    from meanfield.figures.common import new_input_preactivations
+    task = toy_task(20, 30, seed=1)
+    s = sample(task, "erf", 15, depth=2, T=0.05, steps=6, progress=False)
+    Z = new_input_preactivations(s, task, task.X[:, :5], index=-1, seed=0)
+    for l in range(2):
+        np.testing.assert_allclose(Z[l], s.preactivations[l][-1][:, :5], atol=2e-4)
+
+
+@pytest.mark.slow
+def test_fig6_errors_below_gp():
+    d = module(6).compute(small=True, seed=0)
+    for nl in ("linear", "erf", "relu"):
+        assert d[nl]["accuracy"] > 0.8
+        assert np.mean(d[nl]["error"]) < np.mean(d[nl]["gp_error"])     # paper Fig. 6d
+    assert d["linear"]["theory_prediction"] is not None
+
+
+@pytest.mark.slow
+def test_phase_theory_map():
+    d = module("phase").compute(small=True, seed=0)
+    lab = {(float(T), float(y)): d["label"][i, j] for i, T in enumerate(d["T"]) for j, y in enumerate(d["y"])}
+    assert lab[(0.01, 0.3)] == "pairs"
+    assert lab[(0.04, 0.6)] == "pairs + 1-1-1"
+    assert d["f111"][1, 1] > d["f111"][0, 1]          # the 1-1-1 share grows with T
