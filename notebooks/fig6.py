@@ -20,7 +20,7 @@
 # sampling (`mf.predict_samples`) and theory (`mf.solve`, where it exists for general data), and the
 # class-wise generalization error against the lazy GP baseline (`mf.gp_baseline`).
 #
-# Small: P = N = 45, 90 test inputs (ReLU theory skipped).
+# Small: P = N = 45, 90 test inputs (linear theory only).
 
 # %%
 import os

@@ -192,3 +192,23 @@ def na(ax, text=NA_TEXT):
 def small_axes(ax, fontsize=7):
     """Compact tick labels."""
     ax.tick_params(labelsize=fontsize)
+
+
+def thumbnail(src, dst, width=900, max_bytes=100_000):
+    """Downscaled, palette-quantized copy of a PNG (README thumbnails, ≤ ``max_bytes`` when possible).
+
+    Uses Pillow (a matplotlib dependency). The width is reduced in steps of 15 % until the file
+    fits; returns the path written.
+    """
+    from PIL import Image
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        w = min(width, im.width)
+        while True:
+            small = im.resize((w, round(im.height * w / im.width)), Image.LANCZOS)
+            small.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True)
+            if dst.stat().st_size <= max_bytes or w < 300:
+                return dst
+            w = int(w * 0.85)

@@ -67,7 +67,8 @@ def compute(small=False, seed=0, progress=False):
     return out
 
 
-def _readout_panel(ax, d, nl, order):
+def _readout_panel(ax, d, order):
+    """Readouts of the sample (neurons in raster order) with the theory's values dashed."""
     a = d["readouts"][order]
     for r in range(a.shape[1]):
         ax.plot(a[:, r], ".", ms=3, color=f"C{r}", label=f"class {r}")
@@ -75,14 +76,11 @@ def _readout_panel(ax, d, nl, order):
         for r, sd in enumerate(d["readout_sd"]):
             ax.axhline(sd, color=f"C{r}", ls="--", lw=0.7)
             ax.axhline(-sd, color=f"C{r}", ls="--", lw=0.7)
-    elif nl == "erf" and d["theory_readouts"] is not None:
-        for code, av in d["theory_readouts"].items():
-            for r in range(av.size):
-                ax.axhline(av[r], color="k", ls="--", lw=0.5)
     elif d["theory_readouts"] is not None:
-        for av in d["theory_readouts"]:
-            for r in range(av.size):
-                ax.axhline(av[r], color="k", ls="--", lw=0.5)
+        th = d["theory_readouts"]
+        for av in (th.values() if isinstance(th, dict) else th):
+            for v in av:
+                ax.axhline(v, color="k", ls="--", lw=0.5)
     else:
         C.na(ax)
     ax.set_xlabel("neuron (as in b)", fontsize=8)
@@ -101,7 +99,7 @@ def draw(data, out_dir):
         rows = C.most_active(A, N_RELU_SHOWN) if nl == "relu" else np.arange(A.shape[0])
         r = activation_raster(A[rows], lab)
         order = rows[r.neuron_order]
-        _readout_panel(axes[row, 0], dict(d, readouts=d["readouts"]), nl, order)
+        _readout_panel(axes[row, 0], d, order)
         axes[row, 0].set_title(f"a  {C.LABEL[nl]}: readouts (dashed: theory)", fontsize=9, loc="left")
         C.draw_raster(axes[row, 1], r, None, f"b  activations — {d['scheme'].scheme} code"
                       + (f" (top {N_RELU_SHOWN})" if nl == "relu" else ""))

@@ -5,8 +5,8 @@ N = P = 100. Panels a–c: activations of layers 1–3 for one weight sample; d�
 kernels of layers 1–3. Here the weight-space sampler at N = P = 80 by default (40 with ``small``),
 T = 0.01; the sigmoid run is annealed from T = 0.15. Theory: the deep linear kernels
 (``mf.solve(task, "linear", depth=3)``) are drawn below the diagonal of the sampled ones; the deep
-sigmoid and ReLU theories are not used here (samples only, marked "theory: n/a" — a deep solver,
-once :func:`meanfield.solve` provides one, is picked up automatically).
+sigmoid and ReLU theories are not used here (samples only, marked "theory: n/a"); add a name to
+``THEORY`` to overlay a deep solver once :func:`meanfield.solve` provides one.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ T = 0.01
 SCALES = dict(default=dict(P=dict(linear=80, erf=80, relu=60), steps=dict(linear=200, erf=300, relu=200)),
               small=dict(P=dict(linear=30, erf=30, relu=30), steps=dict(linear=60, erf=100, relu=60)))
 ANNEAL = {"erf": 0.15}
+THEORY = ("linear",)           # nonlinearities whose deep theory is overlaid
 N_RELU_SHOWN = 9
 
 
@@ -40,10 +41,7 @@ def compute(small=False, seed=0, progress=False):
         C.log(progress, f"fig3: {nl}")
         P = sc["P"][nl]
         task = toy_task(P, P + 20, y_minus=Y_MINUS, seed=seed)
-        try:
-            sol = C.try_solve(task, nl, depth=DEPTH, T=T)
-        except ValueError:                      # a depth the solver rejects: samples only
-            sol = None
+        sol = C.try_solve(task, nl, depth=DEPTH, T=T) if nl in THEORY else None
         s = C.sample_net(task, nl, P, sc["steps"][nl], depth=DEPTH, T=T, seed=seed, progress=progress,
                          anneal=ANNEAL.get(nl))
         YY = task.Y @ task.Y.T

@@ -144,9 +144,9 @@ def _motion(nl, d):
     if nl == "erf":
         return f"{d['switching']['switching_neurons']}/{d['N']} switched code"
     if nl == "linear":
-        return f"{d['sign_flips']:.0%} of a¹ changed sign"
+        return f"{d['sign_flips']:.0%} flipped sign"
     sp = d["outlier_spread"]
-    return "no outliers" if sp is None else f"outlier sd/|mean| {sp:.1%}"
+    return "no outliers" if sp is None else f"outliers sd/mean {sp:.1%}"
 
 
 def draw(data, out_dir):
@@ -160,7 +160,7 @@ def draw(data, out_dir):
         for k, i in enumerate(d["selected"]):
             axes[row, 1].plot(d["a0"][:, i], lw=0.8, color=f"C{k}")
             axes[row, 3].plot(d["z0"][:, i, 0], lw=0.8, color=f"C{k}")
-        axes[row, 1].set_title(f"b  readouts over time ({_motion(nl, d)})", fontsize=9, loc="left")
+        axes[row, 1].set_title(f"b  $a^1$ over time: {_motion(nl, d)}", fontsize=8, loc="left")
         _hist_panel(axes[row, 2], nl, d, "z")
         axes[row, 2].set_title("c  preact. posterior (class 0)", fontsize=9, loc="left")
         axes[row, 3].set_title("d  preact. over time (one class-0 input)", fontsize=9, loc="left")

@@ -3,7 +3,7 @@
 Paper: L = 2, m = 3, N = P = 500, N0 = 520, ratios ½ : ¼ : ¼, y₊ = 1, y₋ = ½. Panels: a
 preactivation dynamics of selected first-layer neurons on the first training input; b, c
 activations of all first-layer neurons at the first and last weight sample (same neuron order);
-d the last sample reordered by code. Here N = P = 100 by default (30 with ``small``), T = 0.01,
+d the last sample reordered by code. Here N = P = 80 by default (30 with ``small``), T = 0.01,
 weight-space sampler annealed from T = 0.15. Added panel e: code switches per layer
 (:func:`meanfield.analysis.code_switching`): first-layer neurons keep switching codes while the
 feature layer is frozen (paper, "Weight space dynamics"). Samples only (the deep sigmoid theory
@@ -18,7 +18,7 @@ from . import common as C
 DEPTH = 2
 Y_MINUS = 0.5
 T = 0.01
-SCALES = dict(default=dict(P=100, steps=600), small=dict(P=30, steps=160))
+SCALES = dict(default=dict(P=80, steps=400), small=dict(P=30, steps=160))
 N_TRACE = 4
 
 

@@ -8,10 +8,10 @@ f predictor for the first class of that sample (grey) and the test target (black
 That run is far beyond a CPU budget of minutes. Two reduced versions:
 
 * ``data_path`` given (directory with the CIFAR-10 python batches, read by
-  :func:`meanfield.datasets.cifar10`): all ten classes, P = 500 training and 500 test inputs
-  (``small``: 100 / 100), N = 100 (40), weight-space sampler, T = 0.01, annealed from 0.15.
+  :func:`meanfield.datasets.cifar10`): all ten classes, P = 400 training and 400 test inputs
+  (``small``: 100 / 100), N = 80 (40), weight-space sampler, T = 0.01, annealed from 0.15.
 * no ``data_path``: the documented substitute — scikit-learn's digits (all ten classes, N0 = 64,
-  offline), P = 300 / 300 test (``small``: 100 / 100), same network and sampler.
+  offline), P = 200 / 300 test (``small``: 100 / 100), same network and sampler.
 
 Test-input preactivations are drawn layer by layer from their exact Gaussian conditional given
 the training ones (:func:`common.new_input_preactivations`). Samples only (no deep sigmoid theory).
@@ -27,8 +27,9 @@ from . import common as C
 DEPTH = 2
 T = 0.01
 Y_MINUS = -0.1
-SCALES = dict(cifar=dict(default=dict(P=500, P_test=500, N=100, steps=300), small=dict(P=100, P_test=100, N=40, steps=80)),
-              digits=dict(default=dict(P=300, P_test=300, N=100, steps=300), small=dict(P=100, P_test=100, N=40, steps=80)))
+_SMALL = dict(P=100, P_test=100, N=40, steps=80)
+SCALES = dict(cifar=dict(default=dict(P=400, P_test=400, N=80, steps=200), small=_SMALL),
+              digits=dict(default=dict(P=200, P_test=300, N=80, steps=250), small=_SMALL))
 N_SHOWN = 100
 
 
