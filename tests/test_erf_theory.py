@@ -280,8 +280,10 @@ def test_dispatch_and_bad_input(task):
     with pytest.raises(NotImplementedError, match="depth"):
         solve_erf(task, depth=2)
     general = mf.Task(X=np.random.default_rng(0).standard_normal((20, 30)), Y=task.Y[:30])
+    with pytest.raises(ValueError, match="T must be > 0"):
+        solve_erf(general)                       # general data: the fluctuation-neglecting theory needs T > 0
     with pytest.raises(NotImplementedError, match="general data"):
-        solve_erf(general)
+        solve_erf(general, T=0.01, all_schemes=True)
     with pytest.raises(ValueError, match="T"):
         solve_erf(task, T=-1.0)
     with pytest.raises(ValueError, match="sigma_a2"):

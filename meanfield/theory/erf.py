@@ -27,16 +27,6 @@ from .erf_assemble import assemble
 __all__ = ["solve_erf"]
 
 
-def _reduce(task, tol=1e-10):
-    """(ρ, class targets, class of each input) of a toy task (shared with the ReLU theory)."""
-    try:
-        return relu_toy.class_reduction(task, tol=tol)
-    except NotImplementedError as exc:
-        raise NotImplementedError(
-            "general data: not yet — the sigmoid theory needs the toy structure (K0 = I to 1e-10 and "
-            f"targets constant within each class). Details: {exc}") from None
-
-
 def _parse_fractions(code_fractions, K):
     if not isinstance(code_fractions, dict) or not code_fractions:
         raise TypeError(f"code_fractions must be a non-empty dict {{code tuple: fraction}}, got {code_fractions!r}")
@@ -209,8 +199,9 @@ def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_m
     Parameters
     ----------
     task : Task
-        Toy task: ``K0 = I`` (to 1e-10) and targets constant within each class, else
-        ``NotImplementedError("general data: not yet")``.
+        Toy task (``K0 = I`` to 1e-10, targets constant within each class): the exact class-reduced
+        theory. Any other data: the general-data theory with the fluctuations of z given a
+        neglected (the paper's MNIST theory, :mod:`.erf_general`; needs T > 0, P → ∞ equations).
     depth : int
         Must be 1.
     T : float
@@ -272,7 +263,14 @@ def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_m
     opts = dict(n_starts=check_int(n_starts, "n_starts", minimum=4), seed=check_int(seed, "seed", minimum=0),
                 tol=check_float(tol, "tol", minimum=0.0, strict=True))
     max_codes = check_int(max_codes, "max_codes", minimum=1)
-    rho, Yc, classes = _reduce(task)
+    try:
+        rho, Yc, classes = relu_toy.class_reduction(task, tol=1e-10)
+    except NotImplementedError:
+        if code_fractions is not None or all_schemes or y_minus is not None:
+            raise NotImplementedError("general data: code_fractions, all_schemes and y_minus need the toy task "
+                                      "(K0 = I, class-wise targets)") from None
+        from .erf_general import solve_erf_general
+        return solve_erf_general(task, T, sigma_a2, n_starts=min(opts["n_starts"], 16), seed=opts["seed"])
     if rho.size > toy.MAX_CLASSES:
         raise NotImplementedError(f"the code search is exponential in the number of classes; K ≤ {toy.MAX_CLASSES}, "
                                   f"got K = {rho.size}")
