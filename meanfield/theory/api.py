@@ -49,7 +49,8 @@ def solve(task, nonlinearity, depth=1, T=0.0, finite_P=True, N=None, **options):
         Training data (``X``: N0 × P, ``Y``: P × m).
     nonlinearity : str or object with ``.name``
         ``"linear"`` (solved by :mod:`meanfield.theory.linear`), ``"erf"`` / ``"sigmoid"``
-        (:func:`meanfield.theory.erf.solve_erf`), ``"relu"`` (:func:`meanfield.theory.relu.solve_relu`),
+        (:func:`meanfield.theory.erf.solve_erf`; depth 2: :func:`meanfield.theory.erf_deep.solve_erf_deep`,
+        toy task, T > 0, ``finite_P`` ignored: always the task's P), ``"relu"`` (:func:`meanfield.theory.relu.solve_relu`),
         ``"softplus"`` / ``"relu2"`` (toy task, :mod:`meanfield.theory.sparse_toy`; relu2 needs ``N``).
     depth : int
         Number of hidden layers L ≥ 1.
@@ -81,6 +82,13 @@ def solve(task, nonlinearity, depth=1, T=0.0, finite_P=True, N=None, **options):
     if options.get("sigma_a2") is None:
         options["sigma_a2"] = default_readout_variance(name, task.P, depth)
     options["sigma_a2"] = check_float(options["sigma_a2"], "sigma_a2", minimum=0.0, strict=True)
+    if name == "erf" and depth >= 2:
+        if depth > 2:
+            raise NotImplementedError(f"the sigmoid theory is implemented for depth 1 and 2, got depth = {depth}")
+        from .erf_deep import solve_erf_deep       # two hidden layers (docs/theory_erf_deep.md)
+        if T <= 0:
+            raise ValueError("the depth-2 sigmoid theory needs T > 0")
+        return solve_erf_deep(task, T, N, **options)
     if name != "linear":
         modname, fname = _SOLVERS[name]
         if importlib.util.find_spec(modname) is None:

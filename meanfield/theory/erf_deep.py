@@ -1,0 +1,202 @@
+"""Sigmoid (erf) networks with two hidden layers on the toy task (docs/theory_erf_deep.md).
+
+``solve_erf_deep`` solves the N → ∞ saddle at finite P: the first-layer kernel K1 is an order
+parameter with conjugate field Λ (tilting the first-layer neurons, :func:`.erf_deep_layers.layer1_modes`),
+the feature layer sees K1 as its input kernel (:func:`.erf_deep_layers.feature_modes`), and the
+readout field t closes the likelihood (S2). Unknowns (class-reduced): t (K × m), λ (K), L̂ (K × K);
+both single-neuron posteriors are Laplace mixtures over their modes (codes) at the task's P.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy import optimize
+
+from .._validation import check_float, check_int
+from . import erf_deep_layers as lay
+
+__all__ = ["solve_erf_deep", "DeepState", "evaluate"]
+
+MAX_CLASSES = 4          # the feature layer integrates v over a K-dimensional grid
+
+
+class DeepState:
+    """Problem data and warm starts (mode positions) carried between residual evaluations."""
+
+    def __init__(self, rho, Yc, s, P, T):
+        self.rho, self.Yc, self.s, self.P, self.T = rho, Yc, float(s), float(P), float(T)
+        self.K, self.m = Yc.shape
+        self.A = None            # feature-layer modes (readouts) to warm-start from
+        self.U = None            # first-layer modes
+
+    def pack(self, t, lam, C):
+        iu = np.triu_indices(self.K)
+        return np.concatenate([t.ravel(), lam, C[iu]])
+
+    def unpack(self, x):
+        K, m = self.K, self.m
+        t = x[:K * m].reshape(K, m)
+        lam = x[K * m:K * m + K]
+        L = np.zeros((K, K))
+        L[np.triu_indices(K)] = x[K * m + K:]
+        return t, lam, L + np.triu(L, 1).T
+
+
+def _feature_mixture(st, t, d, B, search=False, n_random=0, seed=0):
+    """Feature-layer modes from the warm starts (and, with ``search``, from every code's saturated
+    stationary point and ``n_random`` random starts), with Laplace weights > 1e-10."""
+    K, m = st.K, st.m
+    starts = [] if st.A is None else list(st.A)
+    if search or not starts:
+        codes = np.array([c for c in itertools.product((0, 1), repeat=K) if any(c)])
+        starts += list(st.s * (codes * st.rho) @ t)
+        if n_random:
+            rng = np.random.default_rng(seed)
+            R = st.s * float(st.rho @ np.linalg.norm(t, axis=1))
+            U = rng.standard_normal((n_random, m))
+            starts += list(U * (R * rng.uniform(0, 1, n_random) ** (1 / m) / np.linalg.norm(U, axis=1))[:, None])
+    A, F, gn, H, vps = lay.feature_modes(t, d, B, st.rho, st.P, st.s, np.array(starts))
+    logw = st.P * F - 0.5 * np.linalg.slogdet(-H)[1]
+    w = np.exp(logw - logw.max())
+    keep = w / w.sum() > 1e-10
+    A, F, gn, H, logw = A[keep], F[keep], gn[keep], H[keep], logw[keep]
+    vps = [v for v, k in zip(vps, keep) if k]
+    return dict(A=A, F=F, gnorm=gn, H=H, logw=logw, P=np.exp(logw - np.logaddexp.reduce(logw)), vp=vps,
+                codes=np.array([(v["phi"] > 0.5).astype(np.int64) for v in vps]).reshape(-1, K))
+
+
+def evaluate(x, st, search=False, n_random=0, seed=0):
+    """Residuals of the saddle equations at ``x = (t, λ, vech C)`` and everything computed on the way.
+
+    Equations (docs/theory_erf_deep.md §5; averages over the feature-layer posterior, i.e. the
+    Laplace mixture over readouts a_γ and the exact v-posterior given a):
+
+        Y_c − T t_c = Σ_γ P_γ ⟨φ⟩_cγ a_γ                   (S2)
+        λ_c = ⟨∂²_v G_c⟩                                     (diagonal of Λ)
+        C_cc' = ⟨∂_v G_c ∂_v G_c'⟩                           (class blocks of Λ, C = L̂/P)
+
+    The C-residual is multiplied by P (C is O(1/P)).
+    """
+    t, lam, C = st.unpack(x)
+    if np.linalg.eigvalsh(C)[0] <= 0:
+        raise FloatingPointError("C is not positive definite")
+    l1 = lay.layer1_posterior(lam, C, st.rho, st.P)
+    d, B = l1["d"], l1["B"]
+    fl = _feature_mixture(st, t, d, B, search, n_random, seed)
+    Pw = fl["P"]
+    phis = np.array([v["phi"] for v in fl["vp"]])
+    out = np.einsum("g,gc,gj->cj", Pw, phis, fl["A"])
+    gvv = Pw @ np.array([v["gvv"] for v in fl["vp"]])
+    gg = np.einsum("g,gij->ij", Pw, np.array([v["gv_gv"] for v in fl["vp"]]))
+    R_t = st.Yc - st.T * t - out
+    R_l = lam - gvv
+    R_C = (C - gg) * st.P
+    R = np.concatenate([R_t.ravel(), R_l, R_C[np.triu_indices(st.K)]])
+    return R, dict(t=t, lam=lam, C=C, layer1=l1, d=d, B=B, feature=fl, gvv=gvv, gg=gg, out=out)
+
+
+def _root(st, x0, tol, max_nfev):
+    """Full saddle by MINPACK ``hybr`` (finite-difference Jacobian), warm-starting the modes."""
+    scale = np.maximum(np.abs(x0), 1.0)
+    nfev = [0]
+
+    def fun(y):
+        nfev[0] += 1
+        try:
+            R, info = evaluate(y * scale, st)
+        except (FloatingPointError, np.linalg.LinAlgError):
+            return np.full(y.size, 1e3)
+        st.A = info["feature"]["A"]
+        return R
+
+    sol = optimize.root(fun, x0 / scale, method="hybr", options=dict(xtol=1e-12, maxfev=max_nfev, eps=1e-7))
+    return sol.x * scale, nfev[0]
+
+
+def _start(task, T, st, opts):
+    """Initial (t, λ, C): t of the one-layer solution at the same T (or the saturated guess
+    ``t_c = Y_c / (s ρ_c)`` if that fails), then damped fixed-point sweeps of (λ, C) at that t."""
+    t = st.Yc / (st.s * st.rho[:, None])
+    try:
+        from .erf import solve_erf
+        one = solve_erf(task, 1, T, True, None, sigma_a2=st.s / st.P)
+        t, st.A = one.info["t_class"], np.array(one.readouts)
+    except Exception:                                   # noqa: BLE001 — only a start
+        pass
+    lam, C = np.full(st.K, -0.1), np.eye(st.K) / st.P
+    R, info = evaluate(st.pack(t, lam, C), st, search=True)
+    for _ in range(opts["sweeps"]):
+        st.A = info["feature"]["A"]
+        lam, C = info["gvv"], 0.5 * (C + info["gg"])
+        R, info = evaluate(st.pack(t, lam, C), st)
+    st.A = info["feature"]["A"]
+    return st.pack(t, lam, C)
+
+
+def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-8, max_nfev=400, sweeps=2, n_random=16, seed=0,
+                   x0=None):
+    """Two-hidden-layer sigmoid theory on the toy task (docs/theory_erf_deep.md).
+
+    Parameters
+    ----------
+    task : Task
+        Toy task (``K0 = I``, targets constant per class), K ≤ 4 classes.
+    T : float
+        Rescaled temperature > 0.
+    N : int, optional
+        Stored only (N → ∞ theory at the task's P).
+    sigma_a2 : float, optional
+        Readout prior variance (default 1/P); enters through ``s = P σ_a²``.
+    tol : float
+        Max-norm tolerance on the (scaled) equations for ``converged``.
+    max_nfev : int
+        Residual evaluations allowed to the root finder.
+    sweeps : int
+        Damped fixed-point sweeps of (λ, C) before the root finder.
+    n_random : int
+        Random starts of the final global search for feature-layer maxima.
+    seed : int
+        Seed of that search.
+    x0 : ndarray, optional
+        Start ``(t, λ, vech C)`` (e.g. ``info["x"]`` of a previous solve).
+
+    Returns
+    -------
+    Solution
+        Feature layer: ``codes``, ``code_fractions``, ``readouts``, ``field``, ``kernels[2]``;
+        first layer: ``kernels[1]`` and ``info["layer1"]`` (see :func:`.erf_deep_assemble.assemble`
+        for the keys).
+    """
+    from .relu_toy import class_reduction
+    from .erf_deep_assemble import assemble
+    T = check_float(T, "T", minimum=0.0, strict=True)
+    tol = check_float(tol, "tol", minimum=0.0, strict=True)
+    max_nfev = check_int(max_nfev, "max_nfev", minimum=1)
+    try:
+        rho, Yc, classes = class_reduction(task, tol=1e-10)
+    except NotImplementedError as exc:
+        raise NotImplementedError(f"general data: not yet — the depth-2 sigmoid theory needs the toy task "
+                                  f"(K0 = I, targets constant per class). Details: {exc}") from None
+    if rho.size > MAX_CLASSES:
+        raise NotImplementedError(f"depth-2 sigmoid theory: K ≤ {MAX_CLASSES} classes (K-dimensional grids), "
+                                  f"got K = {rho.size}")
+    sigma_a2 = 1.0 / task.P if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
+    st = DeepState(rho, Yc, task.P * sigma_a2, task.P, T)
+    opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0))
+    x = _start(task, T, st, opts) if x0 is None else np.asarray(x0, float)
+    nfev = 0
+    for _ in range(3):                                  # root, then global check of the feature modes
+        x, k = _root(st, x, tol, max_nfev)
+        nfev += k
+        R, info = evaluate(x, st, search=True, n_random=n_random, seed=seed)
+        new = len(info["feature"]["A"]) != len(st.A) if st.A is not None else True
+        st.A, st.U = info["feature"]["A"], info["layer1"]["modes"]["u"]
+        if not new or np.max(np.abs(R)) <= tol:
+            break
+    res = float(np.max(np.abs(R)))
+    ok = res <= tol
+    msg = (f"converged: residual {res:.1e}" if ok else f"NOT converged: residual {res:.2e} > tol {tol:.1e}")
+    msg += (f"; feature layer {len(info['feature']['A'])} code(s), first layer "
+            f"{len(info['layer1']['modes']['u'])} mode(s) of p(u)")
+    return assemble(task, st, info, classes, x, res, ok, msg, nfev, sigma_a2, N)
