@@ -269,8 +269,9 @@ def relu_layers(task, samples, factor=10.0, burn=0):
     samples : Samples
         Run with recorded preactivations.
     factor : float
-        Outlier threshold: norm > ``factor`` × the median norm (:func:`meanfield.analysis.outliers`;
-        the feature layer scores ``‖a_i‖·‖φ_i‖/√P``, lower layers ``‖φ_i‖/√P``).
+        Outlier threshold: a neuron's class-discriminative norm (between-class s.d. of its class-mean
+        activations, × ‖a_i‖ in the feature layer) > ``factor`` × the median
+        (:func:`meanfield.analysis.scheme_type`, whose outliers these are).
     burn : int
         Stored samples to discard at the start (burn-in).
 
@@ -292,7 +293,7 @@ def relu_layers(task, samples, factor=10.0, burn=0):
         H = np.maximum(np.asarray(Z[burn:], dtype=np.float64), 0.0)
         a = A if ell == L else None
         scheme = an.scheme_type(H, lab, a, outlier_factor=factor)
-        idx, ratios = an.outliers(a, H, factor)
+        idx, ratios = scheme.outliers, scheme.outlier_ratios
         codes, bulk, Hm = relative_codes(H, lab, K), np.setdiff1d(np.arange(N), idx), H.mean(axis=0)
         cm = np.stack([Hm[:, lab == c].mean(axis=-1) for c in range(K)], axis=-1)
         row = dict(scheme=scheme, outliers=idx, ratios=ratios,
@@ -336,13 +337,13 @@ def run_linear(N, L, steps, seed, directory):
 def run_relu(steps, seed, directory, N=100, L=3):
     """The Fig. 3 ReLU run (N = P = 100, N0 = 120, y₋ = −½, L = 3) from a prior draw, resumable.
 
-    100 warm-up transitions, every 2nd of the rest stored (drop a burn-in at analysis time);
+    100 warm-up transitions, ≈ 300 of the rest stored (drop a burn-in at analysis time);
     trajectories of 0.5 prior units (≈ 200 leapfrog steps at the ≈ 0.0026 step the outliers force).
     """
     task = mf.toy_task(N, N + 20, y_minus=-0.5)
     ck = None if directory is None else os.path.join(directory, f"relu_L{L}_N{N}_steps{steps}_seed{seed}.npz")
-    s = mf.sample(task, "relu", N=N, depth=L, T=T_AGREE, steps=steps, warmup=100, thin=2, space="weight",
-                  seed=seed, checkpoint=ck, checkpoint_every=10, trajectory_length=0.5)
+    s = mf.sample(task, "relu", N=N, depth=L, T=T_AGREE, steps=steps, warmup=100, thin=max(2, steps // 300),
+                  space="weight", seed=seed, checkpoint=ck, checkpoint_every=50, trajectory_length=0.5)
     return task, s
 
 
