@@ -350,7 +350,9 @@ def solve_deep(task, L, T, sigma_a2, N, method="auto", tol=1e-10, maxiter=2000):
     exact m × m reduction (:func:`_general_inf`); the residual is that of the full
     P × P stationarity equations of (D1).
     Finite N: the reduced m × m objective (:func:`_finite_N`), exact at T = 0 and an
-    approximation at T > 0 (bulk of K_{L−1} at its mean, no Marchenko–Pastur spread).
+    approximation at T > 0 (bulk of K_{L−1} at its mean, no Marchenko–Pastur spread). The
+    kernels are those of the saddle; ``extra["kernels_mean"]`` holds their one-loop posterior
+    means (docs/theory.md, "Deep networks: theory vs sampler" §2), the sampler's reference.
     """
     K0, Y = task.K0, task.Y
     P, m = Y.shape
