@@ -17,7 +17,7 @@ from . import common as C
 
 SCALES = dict(default=dict(P=100, y=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], T=[0.01, 0.02, 0.04, 0.06, 0.08, 0.1],
                            sample_y=[0.2, 0.4, 0.6], sample_T=[0.02, 0.06], steps=800),
-              small=dict(P=40, y=[0.3, 0.6], T=[0.01, 0.04], sample_y=[0.6], sample_T=[0.04], steps=200))
+              small=dict(P=40, y=[0.3, 0.5], T=[0.01, 0.04], sample_y=[0.5], sample_T=[0.04], steps=200))
 MIN_FRACTION = 0.01
 CLASSES = ("pairs", "pairs + 1-1-1", "pairs + 1-0-0", "1-1-1 only", "other")
 
