@@ -135,8 +135,10 @@ def draw(data, out_dir):
         ax.plot(x, d["gp_error"], "k^", label="GP theory")
         ax.set_xticks(x, [f"class {k}" for k in x])
         ax.set_title("d  generalization error", fontsize=9, loc="left")
+        top = max(np.max(v) for v in (d["error"], d["gp_error"], d["theory_error"]) if v is not None)
+        ax.set_ylim(0, 1.35 * top)
         if row == 0:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6, loc="upper left", ncol=3, framealpha=0.8)
         for a in axes[row, 2:]:
             C.small_axes(a)
     sc = data["scale"]
