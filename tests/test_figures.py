@@ -127,3 +127,25 @@ def test_phase_theory_map():
     assert lab[(0.04, 0.5)] == "pairs + 1-1-1"
     assert d["samples"][0]["label"] == "pairs + 1-1-1"         # the annealed sampler finds the same scheme
     assert d["f111"][1, 1] > d["f111"][0, 1]          # the 1-1-1 share grows with T
+
+
+def _fake_cifar(directory, per_class_batch=2, per_class_test=10, seed=0):
+    """CIFAR-10 python batches (pickled dicts of numpy arrays) with random images."""
+    import pickle
+    rng = np.random.default_rng(seed)
+    directory.mkdir()
+
+    def batch(n_per_class):
+        labels = np.repeat(np.arange(10), n_per_class)
+        return {b"data": rng.integers(0, 256, (labels.size, 3072), dtype=np.uint8), b"labels": labels.tolist()}
+    for name, n in [(f"data_batch_{i}", per_class_batch) for i in range(1, 6)] + [("test_batch", per_class_test)]:
+        with open(directory / name, "wb") as fh:
+            pickle.dump(batch(n), fh)
+
+
+def test_fig7_reads_cifar_batches(tmp_path):
+    _fake_cifar(tmp_path / "cifar")
+    d = module(7).compute(small=True, seed=0, data_path=tmp_path / "cifar")
+    assert d["source"] == "cifar" and d["P"] == 100 and d["labels_test"].size == 100
+    assert d["train_accuracy"] > 0.9                  # random images are still interpolated
+    assert_png(module(7).draw(d, tmp_path)[0])
