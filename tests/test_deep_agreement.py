@@ -25,6 +25,9 @@ import meanfield as mf
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
 import bench_deep as bd  # noqa: E402
 
+# Slow runs checkpoint (and resume from) here if set, e.g. the directory of `bench_deep.py --agreement --dir`.
+RUN_DIR = os.environ.get("MEANFIELD_RUN_DIR")
+
 
 def _check_linear(res, excess_tol, lam_tol, bulk_tol, slope_tol, err_tol=0.10):
     print(bd.format_linear(res))
@@ -55,7 +58,10 @@ def test_kernels_mean_is_a_one_loop_correction(depth):
 
 
 def test_deep_linear_L2_small_finite_N():
-    """N = P = 60, L = 2, 300 transitions (150 stored, 10 batches)."""
+    """N = P = 60, L = 2, 300 transitions (150 stored, 10 batches), ≈ 30 s.
+
+    Observed (seed 0): excess 1.5 % / 0.3 %, λ within 0.5 %, bulk within 1.2 %, slopes within 0.3 %; the
+    N → ∞ theory is off by 12 % in λ and 5–10 % in the bulk."""
     task = mf.toy_task(60, 80, y_minus=0.0)
     s = mf.sample(task, "linear", N=60, depth=2, T=0.01, steps=300, space="weight", seed=0, progress=False)
     res = bd.linear_agreement(task, s, n_batches=10)
@@ -65,10 +71,13 @@ def test_deep_linear_L2_small_finite_N():
 @pytest.mark.slow
 @pytest.mark.parametrize("depth", [2, 3])
 def test_deep_linear_N200(depth):
-    """N = P = 200, 300 transitions (150 stored); L = 3: 1309 s single-threaded on a loaded machine."""
-    task, s = bd.run_linear(200, depth, 300, 1, None)
+    """N = P = 200, 300 transitions (150 stored): L = 2 377 s, L = 3 1309 s (single-threaded, loaded machine).
+
+    Observed (seed 1): excess ≤ 0.6 %, λ within 0.6 %, bulk within 0.15 %, slopes within 0.15 %; the
+    N → ∞ theory is off by 6–21 % in λ and 1.5–4.4 % in the bulk."""
+    task, s = bd.run_linear(200, depth, 300, 1, RUN_DIR)
     res = bd.linear_agreement(task, s, n_batches=10)
-    _check_linear(res, excess_tol=0.05, lam_tol=0.02, bulk_tol=0.02, slope_tol=0.015)
+    _check_linear(res, excess_tol=0.05, lam_tol=0.02, bulk_tol=0.005, slope_tol=0.015)
 
 
 @pytest.mark.slow
@@ -82,7 +91,7 @@ def test_deep_relu_L3_sparse_feature_layer():
     class, every class coded. Not required: frozen outliers (this run's weaker outliers still
     fluctuate, docs/theory.md "Deep networks: theory vs sampler" §5).
     """
-    task, s = bd.run_relu(3000, 1, None)
+    task, s = bd.run_relu(3000, 1, RUN_DIR)
     rows = bd.relu_layers(task, s, burn=s.readouts.shape[0] // 2)
     print(bd.format_relu(rows))
     top = rows[-1]
