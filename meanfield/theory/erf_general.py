@@ -28,6 +28,7 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.special import ndtr
 
+from .._blas import serial_blas
 from ..nonlinearities import nonlinearity as _nonlinearity
 
 
@@ -152,6 +153,40 @@ def equations(x, pr, n):
     return np.concatenate([G.ravel(), E[1:] - E[0], [np.sum(lam) - 1.0]]), t
 
 
+def equations_jacobian(x, pr, n):
+    """Jacobian of :func:`equations` (analytic; t = M⁻¹Y differentiated through M)."""
+    r, c = pr.r, pr.s / pr.P
+    U, lam = x[:n * r].reshape(n, r), x[n * r:]
+    Z = U @ pr.B.T
+    F, D1, D2 = pr.f(Z), pr.df(Z), pr.d2f(Z)
+    Minv = np.linalg.inv(pr.T * np.eye(pr.P) + c * (F.T * lam) @ F)
+    t = Minv @ pr.Y
+    A = c * F @ t
+    TA = A @ t.T
+    J = np.zeros((n * r + n, n * r + n))
+
+    def columns(dMt, j=None, dphi=None):
+        dt = -np.einsum("pq,iqm->ipm", Minv, dMt)
+        da = c * np.einsum("ipm,kp->ikm", dt, F)
+        if j is not None:
+            da[:, j] += c * dphi @ t
+        inner = np.einsum("ipm,km->ikp", dt, A) + np.einsum("pm,ikm->ikp", t, da)
+        dG = np.einsum("ikp,pq->ikq", inner * D1[None], pr.B)
+        dE = np.einsum("km,ikm->ik", A, da) / c
+        if j is not None:
+            dG[:, j] += (pr.B.T * (D2[j] * TA[j])) @ pr.B - np.eye(r)
+            dE[:, j] -= U[j]
+        return np.concatenate([dG.reshape(dG.shape[0], -1), dE[:, 1:] - dE[:, :1]], axis=1).T
+
+    for j in range(n):
+        dphi = (D1[j][:, None] * pr.B).T                       # (r, P): dφ_j along each u direction
+        dMt = c * lam[j] * (dphi[:, :, None] * (F[j] @ t)[None, None, :] + F[j][None, :, None] * (dphi @ t)[:, None, :])
+        J[:n * r + n - 1, j * r:(j + 1) * r] = columns(dMt, j, dphi)
+        J[:n * r + n - 1, n * r + j] = columns(c * np.outer(F[j], F[j] @ t)[None])[:, 0]
+    J[-1, n * r:] = 1.0
+    return J
+
+
 def primal(x, pr, n):
     """``J = Σ_k λ_k ½|u_k|² + ½⟨Y, M(λ)⁻¹Y⟩`` (λ = softmax θ) and its gradient in ``x = [U, θ]``.
 
@@ -175,13 +210,38 @@ def primal(x, pr, n):
     return J, np.concatenate([(-lam[:, None] * G).ravel(), gth]), t, lam
 
 
-def _polish_atoms(U, lam, pr):
-    """Newton–Raphson (MINPACK hybrd) on :func:`equations` from (U, λ); keeps the start if it does worse."""
+def _merge(U, lam, pr, tol=1e-3):
+    """Merge atoms whose preactivations agree to ``tol`` (relative max-norm): one point, summed weight."""
+    Z = U @ pr.B.T
+    keep = []
+    lam = lam.copy()
+    for k in np.argsort(-lam):
+        near = [j for j in keep if np.max(np.abs(Z[k] - Z[j])) < tol * (1.0 + np.max(np.abs(Z[j])))]
+        if near:
+            lam[near[0]] += lam[k]
+        else:
+            keep.append(k)
+    return U[keep], lam[keep]
+
+
+def _polish_atoms(U, lam, pr, iters=10):
+    """Newton–Raphson on :func:`equations` from (U, λ) (analytic Jacobian, least-squares steps, backtracking)."""
     n = U.shape[0]
-    x0 = np.concatenate([U.ravel(), lam])
-    sol = optimize.root(lambda x: equations(x, pr, n)[0], x0, method="hybr", options=dict(xtol=1e-14))
-    x = sol.x if np.max(np.abs(equations(sol.x, pr, n)[0])) < np.max(np.abs(equations(x0, pr, n)[0])) else x0
-    return x[:n * pr.r].reshape(n, pr.r), x[n * pr.r:], int(sol.nfev)
+    x = np.concatenate([U.ravel(), lam])
+    F = equations(x, pr, n)[0]
+    nrm = np.max(np.abs(F))
+    for _ in range(iters):
+        if nrm < 1e-13 * (1.0 + np.max(np.abs(x))):
+            break
+        dx = np.linalg.lstsq(equations_jacobian(x, pr, n), -F, rcond=1e-10)[0]
+        for step in (1.0, 0.5, 0.25, 0.125, 0.0625):
+            F1 = equations(x + step * dx, pr, n)[0]
+            if np.max(np.abs(F1)) < nrm:
+                break
+        else:
+            break
+        x, F, nrm = x + step * dx, F1, np.max(np.abs(F1))
+    return x[:n * pr.r].reshape(n, pr.r), x[n * pr.r:], nrm
 
 
 def solve(pr, n_starts=16, seed=0, max_outer=8):
@@ -204,7 +264,7 @@ def solve(pr, n_starts=16, seed=0, max_outer=8):
         J, _, t, lam = primal(res.x, pr, n)
         U = res.x[:n * pr.r].reshape(n, pr.r)
         act = lam > 1e-4 * lam.max()
-        U, lam = U[act], lam[act] / lam[act].sum()
+        U, lam = _merge(U[act], lam[act] / lam[act].sum(), pr)
         for _ in range(n):                   # Newton on the active set; atoms driven to λ < 0 leave
             U, lam = _polish_atoms(U, lam, pr)[:2]
             if lam.min() >= 0.0 or U.shape[0] == 1:
@@ -257,7 +317,8 @@ def solve_erf_general(task, T, sigma_a2, *, n_starts=16, seed=0, tol=1e-8, max_o
     if T <= 0:
         raise ValueError(f"T must be > 0 for the general-data sigmoid theory (t = residual/T), got {T}")
     pr = Problem(task, T, task.P * sigma_a2)
-    r = solve(pr, n_starts=n_starts, seed=seed, max_outer=max_outer)
+    with serial_blas():
+        r = solve(pr, n_starts=n_starts, seed=seed, max_outer=max_outer)
     lab, K = pr.labels, pr.K
     atom_codes = [tuple(int(r["F"][k, lab == c].mean() > 0.5) for c in range(K)) for k in range(len(r["lam"]))]
     codes = sorted(set(atom_codes), key=lambda c: -sum(w for w, a in zip(r["lam"], atom_codes) if a == c))

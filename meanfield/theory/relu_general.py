@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
+from .._blas import serial_blas
+
 _INV_2PI = 1.0 / (2.0 * np.pi)
 
 
@@ -206,7 +208,8 @@ def solve_relu_general(task, T, sigma_a2, *, bulk=False, tol=1e-5, seed=0, n_slo
     labels = np.asarray(task.labels)
     K = int(labels.max()) + 1
     P = task.P
-    sol = solve_general(task, T, P * sigma_a2, n_slots=n_slots, bulk=bulk, tol=tol, seed=seed)
+    with serial_blas():
+        sol = solve_general(task, T, P * sigma_a2, n_slots=n_slots, bulk=bulk, tol=tol, seed=seed)
     R = np.maximum(sol["z_bar"], 0.0)
     zc = np.array([[R[i, labels == c].mean() for c in range(K)] for i in range(R.shape[0])]).reshape(-1, K)
     out_codes = tuple(tuple(int(v > 0.5 * row.max()) for v in row) for row in zc)
