@@ -62,7 +62,7 @@ def test_notebook_runs_small(name, tmp_path, monkeypatch):
     if name == "fig4":
         assert data["linear"]["theory_a"] is not None and data["erf"]["theory_z"] is not None
         assert data["linear"]["sign_flips"] > 0.3                         # linear readouts mix ...
-        assert data["relu"]["outlier_spread"] < 0.1                       # ... ReLU outliers are frozen
+        assert data["relu"]["outlier_spread"] < 0.15                      # ... ReLU outliers are frozen
     if name == "fig6":
         assert all(data[nl]["accuracy"] > 0.8 for nl in ("linear", "erf", "relu"))
 
