@@ -62,7 +62,7 @@ def test_v_grid_satisfies_stein_identity():
     h = T_ROWS @ np.array([-0.3, 1.5, 1.5])
     for dy, tol in ((0.25, 1e-5), (0.15, 1e-8)):
         defaults = lay.grid_posterior.__defaults__
-        lay.grid_posterior.__defaults__ = (10.0, 81, dy)
+        lay.grid_posterior.__defaults__ = (10.0, 81, dy, None)
         try:
             vp = lay.v_posterior(h, d, B, n)
         finally:
@@ -95,3 +95,67 @@ def test_unsupported_cases_raise():
     general = mf.Task(X=rng.standard_normal((30, 20)), Y=np.eye(3)[rng.integers(0, 3, 20)])
     with pytest.raises(NotImplementedError):
         mf.solve(general, "erf", depth=2, T=0.04)
+
+
+# ------------------------------------------------------------------------------------------ the solve
+@pytest.fixture(scope="module")
+def solved100():
+    task = mf.toy_task(100, 120, y_minus=0.5)
+    return task, mf.solve(task, "erf", depth=2, T=0.04)
+
+
+@pytest.mark.slow
+def test_solution_is_internally_consistent(solved100):
+    task, sol = solved100
+    assert sol.converged, sol.message
+    assert sol.residual <= 1e-6
+    info = sol.info
+    # (S2): class outputs + residual = targets; the predictor on the training set
+    assert np.max(np.abs(info["class_output"] + sol.T * info["t_class"] - task.Y[[list(task.labels).index(c)
+                                                                                 for c in range(3)]])) < 1e-6
+    # kernels: K1 = diag(d) + E B Eᵀ, positive semidefinite, same-class off-diagonal = B_cc
+    K1, K2 = sol.kernels[1], sol.kernels[2]
+    lab = task.labels
+    d, B = info["layer1"]["d"], info["layer1"]["B"]
+    assert np.allclose(np.diag(K1), d[lab] + B[lab, lab])
+    assert np.linalg.eigvalsh(K1)[0] > -1e-12 and np.linalg.eigvalsh(K2)[0] > -1e-12
+    # first-layer code fractions are a distribution; densities normalized
+    fr = np.array(list(info["layer1"]["code_fractions"].values()))
+    assert abs(fr.sum() - 1) < 1e-10 and fr.min() >= 0
+    z = info["layer1"]["z"]
+    for dens in info["layer1"]["density"]:
+        assert abs(np.trapezoid(dens, z) - 1) < 1e-6
+    for per_code in info["feature"]["density"]:
+        for dens in per_code:
+            assert abs(np.trapezoid(dens, z) - 1) < 1e-4          # z-grid [−6, 6] cuts the far tail
+    # Λ is the Stein form: C is a second moment (PSD)
+    assert np.linalg.eigvalsh(info["C"])[0] > 0
+
+
+# ------------------------------------------------------------------------------ theory vs sampler
+@pytest.mark.slow
+def test_sampler_agreement_first_layer_switches_feature_layer_frozen(solved100):
+    """N = P = 100, T = 0.04, weight space, annealed from 0.15 (1000 transitions, ≈ 5–10 min).
+
+    Tolerances from the sampling error (100 neurons × 200 correlated samples; first-layer codes
+    decorrelate within a few samples, so per-code fractions have s.e. ≈ √(p(1−p)/(100·20)) ≈ 0.01)
+    plus O(1/N) finite-width corrections (the theory is N → ∞): fractions 0.05, KS of the pooled
+    first-layer preactivations 0.03, first-layer kernel blocks 5 %, feature readouts and field 5 %.
+    """
+    import sys
+    import pathlib
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_erf_deep import layer_comparison
+    task, sol = solved100
+    s = mf.sample(task, "erf", 100, depth=2, T=0.04, steps=1000, seed=1, space="weight", thin=2, anneal=0.15,
+                  progress=False)
+    cmp = layer_comparison(sol, s, task)
+    l1, l2 = cmp[1], cmp[2]
+    assert l1["switching_neurons"] >= 90                     # first-layer neurons switch codes
+    assert l2["switching_neurons"] == 0                      # feature-layer neurons never do
+    assert l1["max_fraction_error"] < 0.05
+    assert max(l1["ks"]) < 0.03
+    assert np.max(np.abs(l1["B"][0] - l1["B"][1])) < 0.05 * np.max(np.abs(l1["B"][0]))
+    assert np.max(np.abs(l1["d"][0] - l1["d"][1])) < 0.05 * np.max(l1["d"][0])
+    assert l2["max_fraction_error"] < 0.05
+    assert max(cmp["readout_rel_error"].values()) < 0.05 and cmp["t_rel_error"] < 0.05

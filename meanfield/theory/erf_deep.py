@@ -96,7 +96,7 @@ def evaluate(x, st, search=False, n_random=0, seed=0):
     return R, dict(t=t, lam=lam, C=C, layer1=l1, d=d, B=B, feature=fl, gvv=gvv, gg=gg, out=out)
 
 
-def _root(st, x0, tol, max_nfev):
+def _root(st, x0, tol, max_nfev, progress=False):
     """Full saddle by MINPACK ``hybr`` (finite-difference Jacobian), warm-starting the modes."""
     scale = np.maximum(np.abs(x0), 1.0)
     nfev = [0]
@@ -108,24 +108,36 @@ def _root(st, x0, tol, max_nfev):
         except (FloatingPointError, np.linalg.LinAlgError):
             return np.full(y.size, 1e3)
         st.A = info["feature"]["A"]
+        if progress:
+            print(f"  [erf depth 2] evaluation {nfev[0]}: max |residual| {np.max(np.abs(R)):.3e}, "
+                  f"feature codes {info['feature']['codes'].tolist()}", flush=True)
         return R
 
-    sol = optimize.root(fun, x0 / scale, method="hybr", options=dict(xtol=1e-12, maxfev=max_nfev, eps=1e-7))
+    fun(x0 / scale)                                    # set the grid geometries at x0, then freeze them
+    lay.GEOMETRY["frozen"] = True
+    try:
+        sol = optimize.root(fun, x0 / scale, method="hybr", options=dict(xtol=1e-12, maxfev=max_nfev, eps=1e-6))
+    finally:
+        lay.GEOMETRY["frozen"] = False
     return sol.x * scale, nfev[0]
 
 
 def _start(task, T, st, opts):
-    """Initial (t, λ, C): t of the one-layer solution at the same T (or the saturated guess
-    ``t_c = Y_c / (s ρ_c)`` if that fails), then damped fixed-point sweeps of (λ, C) at that t."""
-    t = st.Yc / (st.s * st.rho[:, None])
-    try:
+    """Initial (t, λ, C), then damped fixed-point sweeps of (λ, C) at that t.
+
+    ``start="saturated"`` (default): every feature neuron in the saturated all-ones code, one readout
+    ``a0 = s Σ_c ρ_c Y_c / (T + s)`` and ``t_c = (Y_c − a0)/T`` (the exact solution of (S2) and
+    stationarity with ⟨φ⟩ = 1); ``start="one_layer"``: t and readouts of the L = 1 solution at T.
+    """
+    if opts["start"] == "one_layer":
         from .erf import solve_erf
         one = solve_erf(task, 1, T, True, None, sigma_a2=st.s / st.P)
         t, st.A = one.info["t_class"], np.array(one.readouts)
-    except Exception:                                   # noqa: BLE001 — only a start
-        pass
+    else:
+        a0 = st.s * (st.rho @ st.Yc) / (T + st.s)
+        t, st.A = (st.Yc - a0[None, :]) / T, a0[None, :]
     lam, C = np.full(st.K, -0.1), np.eye(st.K) / st.P
-    R, info = evaluate(st.pack(t, lam, C), st, search=True)
+    R, info = evaluate(st.pack(t, lam, C), st, search=opts["start"] == "one_layer")
     for _ in range(opts["sweeps"]):
         st.A = info["feature"]["A"]
         lam, C = info["gvv"], 0.5 * (C + info["gg"])
@@ -134,8 +146,8 @@ def _start(task, T, st, opts):
     return st.pack(t, lam, C)
 
 
-def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-8, max_nfev=400, sweeps=2, n_random=16, seed=0,
-                   x0=None):
+def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-6, max_outer=30, mix=0.8, sweeps=0, n_random=16,
+                   seed=0, x0=None, progress=False, start="saturated"):
     """Two-hidden-layer sigmoid theory on the toy task (docs/theory_erf_deep.md).
 
     Parameters
@@ -149,9 +161,12 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-8, max_nfev=400, sw
     sigma_a2 : float, optional
         Readout prior variance (default 1/P); enters through ``s = P σ_a²``.
     tol : float
-        Max-norm tolerance on the (scaled) equations for ``converged``.
-    max_nfev : int
-        Residual evaluations allowed to the root finder.
+        Max-norm tolerance on the (scaled) equations for ``converged`` (the grid quadratures are
+        accurate to ≈ 1e-6 relative, docs §3).
+    max_outer : int
+        Fixed-point sweeps in (λ, C) (t is solved exactly at each).
+    mix : float
+        Mixing of the fixed-point update.
     sweeps : int
         Damped fixed-point sweeps of (λ, C) before the root finder.
     n_random : int
@@ -160,6 +175,11 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-8, max_nfev=400, sw
         Seed of that search.
     x0 : ndarray, optional
         Start ``(t, λ, vech C)`` (e.g. ``info["x"]`` of a previous solve).
+    progress : bool
+        Print the residual at every evaluation of the root finder.
+    start : {"saturated", "one_layer"}
+        Initial field: the saturated all-ones feature code (default) or the L = 1 solution (see
+        :func:`_start`).
 
     Returns
     -------
@@ -172,7 +192,8 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-8, max_nfev=400, sw
     from .erf_deep_assemble import assemble
     T = check_float(T, "T", minimum=0.0, strict=True)
     tol = check_float(tol, "tol", minimum=0.0, strict=True)
-    max_nfev = check_int(max_nfev, "max_nfev", minimum=1)
+    max_outer = check_int(max_outer, "max_outer", minimum=1)
+    mix = check_float(mix, "mix", minimum=0.0, strict=True)
     try:
         rho, Yc, classes = class_reduction(task, tol=1e-10)
     except NotImplementedError as exc:
@@ -183,20 +204,56 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-8, max_nfev=400, sw
                                   f"got K = {rho.size}")
     sigma_a2 = 1.0 / task.P if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     st = DeepState(rho, Yc, task.P * sigma_a2, task.P, T)
-    opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0))
+    if start not in ("saturated", "one_layer"):
+        raise ValueError(f"start must be 'saturated' or 'one_layer', got {start!r}")
+    opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0), start=start)
     x = _start(task, T, st, opts) if x0 is None else np.asarray(x0, float)
-    nfev = 0
-    for _ in range(3):                                  # root, then global check of the feature modes
-        x, k = _root(st, x, tol, max_nfev)
+    x, nfev = _nested(st, x, tol, max_outer, mix, progress)
+    R, info = evaluate(x, st, search=True, n_random=n_random, seed=seed)
+    if len(info["feature"]["A"]) != len(st.A):                 # a new feature mode: continue from there
+        st.A = info["feature"]["A"]
+        x, k = _nested(st, x, tol, max_outer, mix, progress)
         nfev += k
         R, info = evaluate(x, st, search=True, n_random=n_random, seed=seed)
-        new = len(info["feature"]["A"]) != len(st.A) if st.A is not None else True
-        st.A, st.U = info["feature"]["A"], info["layer1"]["modes"]["u"]
-        if not new or np.max(np.abs(R)) <= tol:
-            break
     res = float(np.max(np.abs(R)))
     ok = res <= tol
     msg = (f"converged: residual {res:.1e}" if ok else f"NOT converged: residual {res:.2e} > tol {tol:.1e}")
     msg += (f"; feature layer {len(info['feature']['A'])} code(s), first layer "
             f"{len(info['layer1']['modes']['u'])} mode(s) of p(u)")
     return assemble(task, st, info, classes, x, res, ok, msg, nfev, sigma_a2, N)
+
+
+def _solve_t(st, t, lam, C):
+    """(S2) for t at fixed (λ, C): MINPACK hybr on K·m unknowns with frozen quadrature grids."""
+    def fun(y):
+        R, info = evaluate(st.pack(y.reshape(st.K, st.m), lam, C), st)
+        st.A = info["feature"]["A"]
+        return R[:st.K * st.m]
+
+    fun(t.ravel())
+    lay.GEOMETRY["frozen"] = True
+    try:
+        sol = optimize.root(fun, t.ravel(), method="hybr", options=dict(eps=1e-6, xtol=1e-12))
+    finally:
+        lay.GEOMETRY["frozen"] = False
+    return sol.x.reshape(st.K, st.m), sol.nfev + 1
+
+
+def _nested(st, x, tol, max_outer, mix, progress=False):
+    """Fixed point in (λ, C) ← (⟨∂²_v G⟩, ⟨∂_v G ∂_v Gᵀ⟩) with mixing ``mix``, t solved exactly at each step."""
+    t, lam, C = st.unpack(x)
+    nfev = 0
+    for it in range(max_outer):
+        t, k = _solve_t(st, t, lam, C)
+        R, info = evaluate(st.pack(t, lam, C), st)
+        st.A = info["feature"]["A"]
+        nfev += k + 1
+        res = float(np.max(np.abs(R)))
+        if progress:
+            print(f"  [erf depth 2] sweep {it}: max |residual| {res:.3e} (t {np.max(np.abs(R[:st.K * st.m])):.1e})",
+                  flush=True)
+        if res <= tol:
+            break
+        lam = (1 - mix) * lam + mix * info["gvv"]
+        C = (1 - mix) * C + mix * info["gg"]
+    return st.pack(t, lam, C), nfev

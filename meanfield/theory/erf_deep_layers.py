@@ -135,7 +135,12 @@ class _Tables:
         return np.stack([sp[key](U[:, c]) for c, sp in enumerate(self.splines)], axis=1)
 
 
-def grid_posterior(make, Q, logdet_prior, X, H, span=10.0, max_pts=61, dy=0.25):
+GEOMETRY = dict(frozen=False, store={})
+"""Grid geometries by key. While ``frozen``, :func:`grid_posterior` reuses the stored grid of a key, so
+that the quadratures are smooth functions of the parameters (finite-difference Jacobians)."""
+
+
+def grid_posterior(make, Q, logdet_prior, X, H, span=10.0, max_pts=61, dy=0.25, key=None):
     """Exact K-dimensional average over ``p(x) ∝ N(x; 0, Q⁻¹) exp(Σ_c f_c(x_c))``.
 
     ``make(c, x) → dict`` tabulates ``f`` (key ``"f"``) and any other per-class function of x_c
@@ -152,6 +157,8 @@ def grid_posterior(make, Q, logdet_prior, X, H, span=10.0, max_pts=61, dy=0.25):
     and ``avg(key)`` / ``tables`` to evaluate per-class functions at the points.
     """
     K = X.shape[1]
+    if key is not None and GEOMETRY["frozen"] and key in GEOMETRY["store"]:
+        return _on_grid(make, Q, logdet_prior, *GEOMETRY["store"][key])
     lam, R = np.linalg.eigh(-H[0])
     Y = (X - X[0]) @ R
     sd = []
@@ -191,13 +198,31 @@ def grid_posterior(make, Q, logdet_prior, X, H, span=10.0, max_pts=61, dy=0.25):
                 grown = True
         if not grown:
             break
+    if key is not None:
+        GEOMETRY["store"][key] = (X[0], R, s0, ys)
+    return _on_grid(make, Q, logdet_prior, X[0], R, s0, ys, (U, tab, L, LJ))
+
+
+def _on_grid(make, Q, logdet_prior, x0, R, s0, ys, done=None):
+    """Trapezoid average on the sinh-mapped grid ``x0 + R (s0 sinh y)`` (see :func:`grid_posterior`)."""
+    K = len(ys)
+    if done is None:
+        axes = [s0[j] * np.sinh(y) for j, y in enumerate(ys)]
+        logjac = [np.log(s0[j] * np.cosh(y) * (y[1] - y[0])) for j, y in enumerate(ys)]
+        G = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, K)
+        LJ = sum(np.meshgrid(*logjac, indexing="ij")).ravel()
+        U = x0 + G @ R.T
+        tab = _Tables(make, U.min(0), U.max(0))
+        L = tab("f", U).sum(1) - 0.5 * np.einsum("ni,ij,nj->n", U, Q, U)
+    else:
+        U, tab, L, LJ = done
     L = L + LJ
     Lmax = L.max()
     w = np.exp(L - Lmax)
     Zs = w.sum()
     w /= Zs
     logZ = np.log(Zs) + Lmax - 0.5 * logdet_prior
-    return dict(logZ=logZ, w=w, U=U, tables=tab, avg=lambda key: w @ tab(key, U), n=tuple(nj))
+    return dict(logZ=logZ, w=w, U=U, tables=tab, avg=lambda key: w @ tab(key, U), n=tuple(len(y) for y in ys))
 
 
 # ----------------------------------------------------------------------------------------- layer 1
@@ -228,9 +253,13 @@ def layer1_posterior(lam, C, rho, P):
         H = np.einsum("nc,cd->ncd", n * mo["var"], np.eye(K)) - Q[None]
         return F, Gr, H
 
-    bits = np.vstack([np.array(list(itertools.product((0.05, 0.95), repeat=K))), np.full((1, K), 0.5)])
-    X, F, H = _modes(fun, (bits * n) @ C, floor=0.5 * np.linalg.eigvalsh(Q)[0])
-    post = grid_posterior(make, Q, np.linalg.slogdet(2 * np.pi * C)[1], X, H)
+    if GEOMETRY["frozen"] and "layer1" in GEOMETRY["store"]:
+        X, F, H = GEOMETRY["store"]["layer1_modes"]
+    else:
+        bits = np.vstack([np.array(list(itertools.product((0.05, 0.95), repeat=K))), np.full((1, K), 0.5)])
+        X, F, H = _modes(fun, (bits * n) @ C, floor=0.5 * np.linalg.eigvalsh(Q)[0])
+        GEOMETRY["store"]["layer1_modes"] = (X, F, H)
+    post = grid_posterior(make, Q, np.linalg.slogdet(2 * np.pi * C)[1], X, H, key="layer1")
     tab, U, w = post["tables"], post["U"], post["w"]
     M, V = tab("m", U), np.maximum(tab("var", U), 1e-300)
     B = np.einsum("p,pc,pd->cd", w, M, M)
@@ -310,7 +339,7 @@ def _v_mode(h, d, B, n, v0=None):
     return X[0], H[0]
 
 
-def v_posterior(h, d, B, n, v0=None):
+def v_posterior(h, d, B, n, v0=None, key=None):
     """The K-dimensional v-average of (L2) for one field vector ``h`` (exact grid quadrature,
     :func:`grid_posterior` around the mode of ``log p(v | a)``).
 
@@ -320,14 +349,18 @@ def v_posterior(h, d, B, n, v0=None):
     ``gvv`` = ⟨∂²_v G_c⟩ (K,), ``gv_gv`` = ⟨∂_v G_c ∂_v G_c'⟩ and ``cov_phi`` (K × K covariance of
     ⟨φ⟩_c over v), ``vv`` = ⟨v vᵀ⟩, ``v_mean``, ``mode`` and the grid posterior ``post``.
     """
-    mode, H = _v_mode(h, d, B, n, v0)
+    if key is not None and GEOMETRY["frozen"] and key in GEOMETRY["store"]:
+        mode, H = GEOMETRY["store"][key][0], None
+    else:
+        mode, H = _v_mode(h, d, B, n, v0)
 
     def make(c, x):
         tab = feature_tables(h[c:c + 1], d[c:c + 1], [x], light=True)
         return {k: (n[c] * v[0] if k == "G" else v[0]) for k, v in tab.items() if v} | \
             dict(f=n[c] * tab["G"][0])
 
-    post = grid_posterior(make, np.linalg.inv(B), np.linalg.slogdet(2 * np.pi * B)[1], mode[None], H[None])
+    post = grid_posterior(make, np.linalg.inv(B), np.linalg.slogdet(2 * np.pi * B)[1], mode[None],
+                          None if H is None else H[None], key=key)
     w, U, tab = post["w"], post["U"], post["tables"]
     ph, gv = tab("phi", U), tab("dv", U)
     mphi = w @ ph
@@ -338,12 +371,12 @@ def v_posterior(h, d, B, n, v0=None):
     return out
 
 
-def feature_free_energy(a, t, d, B, rho, P, s, v0=None):
+def feature_free_energy(a, t, d, B, rho, P, s, v0=None, key=None):
     """F2 of (L2) at one readout ``a``, its gradient and Hessian (Laplace in a), and the v-posterior."""
     a = np.asarray(a, float)
     n = P * rho
     h = t @ a
-    vp = v_posterior(h, d, B, n, v0)
+    vp = v_posterior(h, d, B, n, v0, key)
     F = -a @ a / (2 * s) + vp["logZ"] / P
     grad = -a / s + (rho * vp["phi"]) @ t
     M = np.diag(rho * vp["var"]) + P * np.outer(rho, rho) * vp["cov_phi"]
@@ -357,9 +390,10 @@ def feature_modes(t, d, B, rho, P, s, starts, maxiter=60, gtol=1e-10):
     Returns (A, F, grad norms, Hessians, v-posteriors) of the distinct maxima (F descending).
     """
     res = []
-    for a in np.atleast_2d(starts):
+    for i, a in enumerate(np.atleast_2d(starts)):
         a = np.array(a, float)
-        F, g, H, vp = feature_free_energy(a, t, d, B, rho, P, s)
+        key = ("v", i)
+        F, g, H, vp = feature_free_energy(a, t, d, B, rho, P, s, key=key)
         for _ in range(maxiter):
             if np.linalg.norm(g) <= gtol * (1 + np.linalg.norm(a)) / s:
                 break
@@ -368,7 +402,7 @@ def feature_modes(t, d, B, rho, P, s, starts, maxiter=60, gtol=1e-10):
             D = V @ ((V.T @ g) / lam)
             step, ok = 1.0, False
             for _ in range(30):
-                Fn, gn, Hn, vpn = feature_free_energy(a + step * D, t, d, B, rho, P, s, vp["mode"])
+                Fn, gn, Hn, vpn = feature_free_energy(a + step * D, t, d, B, rho, P, s, vp["mode"], key)
                 if Fn >= F + 1e-4 * step * (g @ D):
                     ok = True
                     break

@@ -1,0 +1,139 @@
+"""Two-hidden-layer sigmoid networks on the toy task: theory vs weight-space sampler (issue 6).
+
+    python benchmarks/bench_erf_deep.py --agreement [--N 500] [--T 0.04] [--steps 1000] [--anneal 0.15]
+
+Paper Fig. 5 setting: N = P = 500, N0 = 520, ρ = [½, ¼, ¼], y₊ = 1, y₋ = ½. Weight space is the only
+sampler for depth 2 and it is slow (N = P = 100: ≈ 0.3 s per transition on a shared core); the
+default scale here is N = P = 100. Prints per layer: code fractions, switching neurons, kernel class
+blocks (d, B), KS distance of the first-layer preactivation distribution per class, and for the
+feature layer the readouts per code and the field t. Numbers: docs/theory_erf_deep.md §6.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from scipy.special import ndtr
+
+import meanfield as mf
+from meanfield.analysis import code_fractions, code_switching, neuron_codes
+
+KAPPA = np.sqrt(np.pi / 2)
+
+
+def _ks(samples, z, density):
+    """Kolmogorov–Smirnov distance between pooled samples and a density tabulated on ``z``."""
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(z))])
+    cdf /= cdf[-1]
+    x = np.sort(np.ravel(samples))
+    emp = np.arange(1, x.size + 1) / x.size
+    th = np.interp(x, z, cdf)
+    return float(max(np.max(np.abs(emp - th)), np.max(np.abs(emp - 1.0 / x.size - th))))
+
+
+def kernel_blocks(Z, labels, K):
+    """Class-reduced kernel ``(d, B)`` of the activations φ(Z) (samples × N × P), as in the theory."""
+    A = ndtr(KAPPA * np.asarray(Z, float))
+    Kmat = np.einsum("snp,snq->pq", A, A) / (A.shape[0] * A.shape[1])
+    B = np.empty((K, K))
+    for c in range(K):
+        for e in range(K):
+            blk = Kmat[np.ix_(labels == c, labels == e)]
+            B[c, e] = blk[~np.eye(blk.shape[0], dtype=bool)].mean() if c == e else blk.mean()
+    d = np.array([np.diag(Kmat)[labels == c].mean() - B[c, c] for c in range(K)])
+    return d, B
+
+
+def layer_comparison(sol, samples, task):
+    """Theory vs samples, layer by layer. Returns a dict of numbers (see docs §6)."""
+    lab, K = task.labels, sol.info["rho"].size
+    out = {}
+    for layer, key in ((1, "layer1"), (2, "feature")):
+        Z = np.asarray(samples.preactivations[layer - 1], float)
+        C = neuron_codes(ndtr(KAPPA * Z), lab, n_classes=K)
+        fr = code_fractions(C)
+        sw = code_switching(C)
+        if layer == 1:
+            th = sol.info["layer1"]["code_fractions"]
+            z, dens = sol.info["layer1"]["z"], sol.info["layer1"]["density"]
+            ks = [_ks(Z[:, :, lab == c], z, dens[c]) for c in range(K)]
+            d_th, B_th = sol.info["layer1"]["d"], sol.info["layer1"]["B"]
+        else:
+            th = {c: float(p) for c, p in zip(sol.codes, sol.code_fractions)}
+            ks = None
+            d_th, B_th = sol.info["feature"]["d"], sol.info["feature"]["B"]
+        d_s, B_s = kernel_blocks(Z, lab, K)
+        codes = sorted(set(th) | set(fr))
+        out[layer] = dict(fractions={c: (th.get(c, 0.0), fr.get(c, 0.0)) for c in codes},
+                          max_fraction_error=max(abs(th.get(c, 0.0) - fr.get(c, 0.0)) for c in codes),
+                          switching_neurons=sw["switching_neurons"], switches=sw["switches"], ks=ks,
+                          d=(d_th, d_s), B=(B_th, B_s))
+    a_err = {}
+    C2 = neuron_codes(ndtr(KAPPA * np.asarray(samples.preactivations[1], float)), lab, n_classes=K)
+    for k, code in enumerate(sol.codes):
+        sel = np.all(C2 == np.array(code, dtype=np.int8), axis=-1)
+        if sel.sum() >= 0.01 * sel.size:
+            a = samples.readouts[sel].mean(axis=0)
+            a_err[code] = float(np.linalg.norm(a - sol.readouts[k]) / np.linalg.norm(sol.readouts[k]))
+    out["readout_rel_error"] = a_err
+    t_s = (task.Y - samples.mean_prediction) / sol.T
+    out["t_rel_error"] = float(np.linalg.norm(t_s - sol.field) / np.linalg.norm(sol.field))
+    return out
+
+
+def print_comparison(cmp):
+    fmt = lambda c: "-".join(map(str, c))
+    for layer in (1, 2):
+        r = cmp[layer]
+        print(f"layer {layer}: switching neurons {r['switching_neurons']}, switches {r['switches']}, "
+              f"max |ΔP| {r['max_fraction_error']:.3f}")
+        for c, (th, s) in r["fractions"].items():
+            print(f"   {fmt(c)}: theory {th:.3f}  sampler {s:.3f}")
+        print(f"   d theory {np.round(r['d'][0], 4)} sampler {np.round(r['d'][1], 4)}")
+        print(f"   B theory {np.round(r['B'][0], 4).tolist()}\n     sampler {np.round(r['B'][1], 4).tolist()}")
+        if r["ks"] is not None:
+            print(f"   KS of p(z¹) per class: {np.round(r['ks'], 4)}")
+    print(f"readouts (rel. error per code): { {fmt(c): round(e, 4) for c, e in cmp['readout_rel_error'].items()} }")
+    print(f"field t rel. error: {cmp['t_rel_error']:.4f}")
+
+
+def agreement(N=100, T=0.04, steps=1000, anneal=0.15, seed=1, P=None):
+    """Theory vs sampler at N, P (default P = N), T (annealed from ``anneal``); prints and returns numbers."""
+    P = N if P is None else P
+    task = mf.toy_task(P, P + 20, y_minus=0.5)
+    t0 = time.time()
+    sol = mf.solve(task, "erf", depth=2, T=T)
+    t_theory = time.time() - t0
+    print(f"theory: {t_theory:.0f} s, {sol.message}")
+    t0 = time.time()
+    s = mf.sample(task, "erf", N, depth=2, T=T, steps=steps, seed=seed, space="weight", thin=max(1, steps // 400),
+                  anneal=anneal, progress=False)
+    print(f"sampler: {time.time() - t0:.0f} s ({steps} transitions, annealed from {anneal})")
+    cmp = layer_comparison(sol, s, task)
+    print_comparison(cmp)
+    return sol, s, cmp
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agreement", action="store_true", help="theory vs sampler (the Fig. 5 setting at --N)")
+    ap.add_argument("--N", type=int, default=100)
+    ap.add_argument("--P", type=int, default=None)
+    ap.add_argument("--T", type=float, default=0.04)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--anneal", type=float, default=0.15)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    if args.agreement:
+        agreement(args.N, args.T, args.steps, args.anneal, args.seed, args.P)
+    else:
+        task = mf.toy_task(args.P or args.N, (args.P or args.N) + 20, y_minus=0.5)
+        t0 = time.time()
+        sol = mf.solve(task, "erf", depth=2, T=args.T)
+        print(f"theory solve: {time.time() - t0:.1f} s; {sol.message}")
+        print(sol.info["layer1"]["code_fractions"])
+
+
+if __name__ == "__main__":
+    main()
