@@ -233,7 +233,7 @@ def _polish_atoms(U, lam, pr, iters=10):
     for _ in range(iters):
         if nrm < 1e-13 * (1.0 + np.max(np.abs(x))):
             break
-        dx = np.linalg.lstsq(equations_jacobian(x, pr, n), -F, rcond=1e-10)[0]
+        dx = linalg.lstsq(equations_jacobian(x, pr, n), -F, cond=1e-10, lapack_driver="gelsy")[0]
         for step in (1.0, 0.5, 0.25, 0.125, 0.0625):
             F1 = equations(x + step * dx, pr, n)[0]
             if np.max(np.abs(F1)) < nrm:
@@ -265,30 +265,33 @@ def solve(pr, n_starts=16, seed=0, max_outer=8):
         U = res.x[:n * pr.r].reshape(n, pr.r)
         act = lam > 1e-4 * lam.max()
         U, lam = _merge(U[act], lam[act] / lam[act].sum(), pr)
-        for _ in range(n):                   # Newton on the active set; atoms driven to λ < 0 leave
-            U, lam = _polish_atoms(U, lam, pr)[:2]
-            if lam.min() >= 0.0 or U.shape[0] == 1:
-                break
-            keep = lam > 0.0
-            U, lam = U[keep], lam[keep] / lam[keep].sum()
         t = equations(np.concatenate([U.ravel(), lam]), pr, U.shape[0])[1]
         found, Ef = find_maxima(t, pr, np.vstack([U, starts(t, pr, 2 * n_starts, rng)]))
         E_act = energy(U, t, pr)[0]
-        gap = float(Ef[0] - E_act.max())
+        Z_act = U @ pr.B.T
+        scale = 1.0 + np.max(np.abs(Z_act))
+        new = np.array([u for u, e in zip(found, Ef) if e > E_act.max() + 1e-6 * (1.0 + abs(Ef[0]))
+                        and np.min(np.max(np.abs(Z_act - pr.B @ u), axis=1)) > 1e-3 * scale]).reshape(-1, pr.r)
         nfev += res.nfev
-        history.append(dict(J=J, atoms=U.shape[0], E_gap=gap, nfev=res.nfev))
-        if gap <= 1e-8 * (1.0 + abs(Ef[0])) or it == max_outer - 1:
+        history.append(dict(J=J, atoms=U.shape[0], E_gap=float(Ef[0] - E_act.max()), new=len(new), nfev=res.nfev))
+        if not len(new) or it == max_outer - 1:
             break
-        new = found[Ef > E_act.max() + 1e-8 * (1.0 + abs(Ef[0]))]
         lam = np.clip(lam, 1e-6, None)
         U = np.vstack([U, new])
         th = np.concatenate([np.log(lam), np.full(len(new), np.log(lam.min()) - 2.0)])
+    for _ in range(U.shape[0]):              # Newton on the active set; atoms driven to λ < 0 leave
+        U, lam = _polish_atoms(U, lam, pr)[:2]
+        if lam.min() >= 0.0 or U.shape[0] == 1:
+            break
+        keep = lam > 0.0
+        U, lam = U[keep], lam[keep] / lam[keep].sum()
     n = U.shape[0]
     res, t = equations(np.concatenate([U.ravel(), lam]), pr, n)
     E, G, Z, F, A = energy(U, t, pr)
     s2 = pr.Y - pr.T * t - (F.T * lam) @ A
     residual = float(max(np.max(np.abs(res)), np.max(np.abs(s2))))
-    return dict(U=U, lam=lam, t=t, E=E, Z=Z, F=F, A=A, residual=residual, E_best=float(E_act.max() + gap),
+    found, Ef = find_maxima(t, pr, np.vstack([U, starts(t, pr, 2 * n_starts, rng)]))
+    return dict(U=U, lam=lam, t=t, E=E, Z=Z, F=F, A=A, residual=residual, E_best=float(max(Ef[0], E.max())),
                 maxima=dict(U=found, E=Ef), nit=int(nfev), history=history)
 
 
