@@ -234,3 +234,23 @@ def test_scheme_type_on_sampled_toy_task(seed):
         else:
             assert outliers(s.readouts)[0].size == 0
         assert 0 <= collapse_metrics(H, task.labels)["nc2"] < 2
+
+
+def test_kernel_alignment_known_cases():
+    from meanfield.analysis import kernel_alignment
+    lab = np.repeat([0, 1, 2], [5, 3, 4])
+    Y = np.eye(3)[lab]
+    assert kernel_alignment(Y @ Y.T, lab) == pytest.approx(1.0, abs=1e-12)
+    assert kernel_alignment(3.0 * Y @ Y.T + 7.0, lab) == pytest.approx(1.0, abs=1e-12)   # scale and offset
+    # identity: alignment = tr(H T H)/(‖H‖‖T_c‖) with T_c the centred label kernel (closed form below)
+    Yc = Y - Y.mean(axis=0)
+    T = Yc @ Yc.T
+    H = np.eye(12) - 1.0 / 12
+    assert kernel_alignment(np.eye(12), lab) == pytest.approx(np.trace(T) / (np.linalg.norm(H) * np.linalg.norm(T)))
+    # a kernel of the wrong blocks is anti-aligned or weakly aligned
+    wrong = np.eye(3)[np.roll(lab, 1)]
+    assert kernel_alignment(wrong @ wrong.T, lab) < 0.5
+    with pytest.raises(ValueError, match="square"):
+        kernel_alignment(np.ones((3, 4)), lab[:3])
+    with pytest.raises(ValueError, match="labels"):
+        kernel_alignment(np.eye(3), lab)
