@@ -10,15 +10,26 @@ Rows:
 * ``weight-full``: meanfield, weight space without the span projection.
 * ``preact``: meanfield, preactivation space (K0 factor; identity for the toy task).
 * ``phi-floor``: only φ and φ' of the N·P preactivations (the vectorized float64
-  sigmoid the preactivation step evaluates once per step): ``vs ref`` is the
-  largest ratio any float64 preactivation-space step could reach.
+  sigmoid the preactivation step evaluates once per step).
+* ``mem-floor``: only the memory traffic of a fused preactivation step: one
+  read-modify-write pass over four N·P float64 arrays (p, q, φ, φ'), 64 bytes per
+  preactivation, with one multiply-add per element; the table prints its GB/s.
+  A preactivation step does both (φ and this traffic), so ``vs ref`` of the two
+  floors bounds what the step can reach on this machine.
 
 ``GEMM GF/s`` counts only the matrix-product flops of the weight-space step
 (2 products of N × r × P per gradient, plus 3 N × N × P per extra layer), and
 ``roofline`` = (those flops at this machine's float64 GEMM rate, measured now on
 the same shapes) / (measured step time): 1.0 would be pure GEMM speed.
 
-Usage: python benchmarks/bench_sampler.py [--quick]
+Usage: python benchmarks/bench_sampler.py [--quick] [--rounds R] [--threads T [--cpu-time]]
+
+``--threads 1`` runs everything (OpenBLAS and numba) on one thread: on a loaded
+machine multi-threaded GEMM collapses (threads waiting for each other), and the
+single-thread ratios are then the meaningful comparison. ``--threads 1 --cpu-time``
+times by process CPU time: on a shared machine a single-threaded run may get only
+a third of a core, so wall times are inflated by a varying factor while CPU time
+measures the work itself.
 """
 import argparse
 import math
@@ -26,7 +37,13 @@ import os
 import sys
 import time
 
+if "--threads" in sys.argv:       # before numpy / numba read their thread settings
+    _t = sys.argv[sys.argv.index("--threads") + 1]
+    for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[_v] = _t
+
 import meanfield as mf  # first: it sets the OpenMP/OpenBLAS wait policies before numpy loads BLAS
+import numba as nb
 import numpy as np
 import scipy.special as sps
 
@@ -35,6 +52,9 @@ from meanfield._kernels.fastphi import activate_erf
 from meanfield.nonlinearities import nonlinearity
 from meanfield.sampling.geometry import first_layer_geometry
 from meanfield.sampling.threads import kernel_threads
+
+
+CLOCK = time.perf_counter      # --cpu-time: time.process_time (one thread only)
 
 
 def numpy_reference_step(state, X, Y, sig_a, T, eps, name):
@@ -75,12 +95,12 @@ def time_reference(task, N, name, sig_a, T, reps):
     state = (rng.standard_normal((N, task.N0)), rng.standard_normal((N, task.m)),
              rng.standard_normal((N, task.N0)), rng.standard_normal((N, task.m)))
     numpy_reference_step(state, task.X, task.Y, sig_a, T, 1e-4, name)   # warm caches
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(reps):
         numpy_reference_step(state, task.X, task.Y, sig_a, T, 1e-4, name)
     # the reference recomputes the gradient at the start of each step; HMC reuses it,
     # so one reference step = two gradients; report per *leapfrog step with one gradient*
-    return (time.perf_counter() - t0) / reps / 2
+    return (CLOCK() - t0) / reps / 2
 
 
 def time_meanfield(task, N, name, sig_a, T, space, project, reps, depth=1):
@@ -98,10 +118,10 @@ def time_meanfield(task, N, name, sig_a, T, space, project, reps, depth=1):
     with kernel_threads(N * task.P):          # the sampler's own thread choice
         nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, 2, 0, 0,
                           ws)
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         nw.hmc_trajectory(phi.code, phi.prog, q, g, ep, el, B, Bt, identity, dims, task.Y, sig_a, T, 1e-6, reps, 0, 1,
                           ws)
-        return (time.perf_counter() - t0) / reps, r
+        return (CLOCK() - t0) / reps, r
 
 
 def time_phi(N, P, reps):
@@ -110,27 +130,58 @@ def time_phi(N, P, reps):
     H, D = np.empty_like(Z), np.empty_like(Z)
     with kernel_threads(N * P):
         activate_erf(Z, H, D, 1.0)
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for _ in range(reps):
             activate_erf(Z, H, D, 1.0)
-        return (time.perf_counter() - t0) / reps
+        return (CLOCK() - t0) / reps
+
+
+@nb.njit(parallel=True, fastmath=True)
+def _stream(p, q, h, d, c):
+    n0, n1 = p.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            p[i, j] += c * d[i, j]
+            q[i, j] += c * p[i, j]
+            h[i, j] *= 1.0 - c
+            d[i, j] *= 1.0 + c
+
+
+def time_stream(N, P, reps):
+    """Read and write p, q, φ, φ' once (64 bytes per preactivation): the memory floor of a fused step."""
+    arrs = [np.random.default_rng(k).standard_normal((N, P)) for k in range(4)]
+    with kernel_threads(N * P):
+        _stream(*arrs, 1e-9)
+        t0 = CLOCK()
+        for _ in range(reps):
+            _stream(*arrs, 1e-9)
+        return (CLOCK() - t0) / reps
 
 
 def gemm_rate(N, r, P, reps=20):
     a, b = np.random.rand(N, r), np.random.rand(r, P)
     out = np.empty((N, P))
     np.dot(a, b, out=out)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(reps):
         np.dot(a, b, out=out)
-    return 2.0 * N * r * P / ((time.perf_counter() - t0) / reps)
+    return 2.0 * N * r * P / ((CLOCK() - t0) / reps)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (best is kept)")
+    ap.add_argument("--threads", type=int, default=None, help="threads for BLAS and numba (default: all)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by process CPU time instead of wall time (needs --threads 1): on a machine shared "
+                         "with other jobs this measures the work, not the share of the CPU the run was given")
     a = ap.parse_args(argv)
+    if a.cpu_time:
+        if a.threads != 1:
+            ap.error("--cpu-time needs --threads 1 (process time adds up all threads)")
+        global CLOCK
+        CLOCK = time.process_time
     reps = 20 if a.quick else 100
     configs = [("Fig. 2 (erf)", mf.toy_task(500, 520, y_minus=0.5), 500, "erf"),
                ("MNIST shape", None, 100, "erf")]
@@ -141,7 +192,8 @@ def main(argv=None):
     Ym = np.full((100, 3), -0.5)
     Ym[np.arange(100), lab] = 1.0
     configs[1] = ("MNIST shape", mf.Task(Xm, Ym), 100, "erf")
-    print(f"threads: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, cores={os.cpu_count()}")
+    print(f"threads: numba {nb.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, cores={os.cpu_count()}")
     print(f"{'config':14s} {'impl':12s} {'steps/s':>9s} {'vs ref':>7s} {'GEMM GF/s':>10s} {'roofline':>9s}")
     for label, task, N, name in configs:
         T, sig_a = 0.01, math.sqrt(1.0 / task.P)
@@ -156,13 +208,18 @@ def main(argv=None):
             if name == "erf":
                 t = time_phi(N, task.P, reps)
                 best["phi-floor"] = (min(t, best.get("phi-floor", (np.inf,))[0]), 0)
+                t = time_stream(N, task.P, reps)
+                best["mem-floor"] = (min(t, best.get("mem-floor", (np.inf,))[0]), 0)
         t_ref = best["numpy-ref"][0]
         for impl, (t, r) in best.items():
             flops = 4.0 * N * r * task.P
-            gemm = impl != "phi-floor" and (impl != "preact" or not np.allclose(task.K0, np.eye(task.P)))
+            gemm = impl not in ("phi-floor", "mem-floor") and \
+                (impl != "preact" or not np.allclose(task.K0, np.eye(task.P)))
             if gemm:
                 rate = max(gemm_rate(N, r, task.P) for _ in range(3))
                 gf = f"{flops / t / 1e9:10.1f} {(flops / rate) / t:9.2f}"
+            elif impl == "mem-floor":
+                gf = f"{64.0 * N * task.P / t / 1e9:8.1f}GB/s {'-':>9s}"
             else:
                 gf = f"{'-':>10s} {'-':>9s}"
             print(f"{label:14s} {impl:12s} {1 / t:9.1f} {t_ref / t:7.2f} {gf}")

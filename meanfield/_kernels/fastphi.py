@@ -1,61 +1,121 @@
-"""Branch-free, SIMD-vectorizable φ and φ' for the sampler's hot loop.
+"""Branch-free, SIMD-vectorizable φ and φ' of the sigmoid for the sampler's hot loops.
 
 The sampler evaluates φ and φ' on N·P preactivations per gradient; with libm's
 ``erfc`` and ``exp`` (scalar calls) the sigmoid alone costs ≈ 20 ns per element.
-These kernels use only arithmetic, so LLVM vectorizes them (≈ 15× faster):
+:func:`erf_phi_dphi` uses only arithmetic and bit operations, so LLVM vectorizes
+the loops it is inlined into (4 lanes with AVX2, 8 with AVX-512):
 
-* ``exp_neg(x)`` (x ≤ 0): scaling and squaring, ``(Σ_{k≤16} (x/1024)^k / k!)^(2^10)``;
-  relative error ≤ 3e-13, exact underflow to 0 below −745.
-* ``normal_tail(x, e)``: Φ(−x) for x ≥ 0 given ``e = exp(−x²/2)``, Hart's
-  rational approximation for x < 7.07 (W. J. Cody / J. F. Hart 1968 as given
-  by G. West, Wilmott 2005) and the asymptotic series beyond, selected without
-  a branch so that one division serves both.
+* ``exp_neg(y)`` (y ≤ 0): Cody–Waite reduction ``y = k ln2 + r`` (|r| ≤ ln2/2, the
+  two products as explicit FMAs so that ``fastmath`` cannot reassociate them),
+  degree-12 Taylor polynomial (truncation ≤ 2e-16 relative), and ``2^k`` built
+  from its exponent bits as two factors ``2^⌊k/2⌋ 2^⌈k/2⌉`` so that results
+  down to the subnormal range and the underflow to 0 below −745 are right.
+  Relative error ≤ 1e-15 wherever exp(y) > 1e-300.
+* ``normal_tail(x, e)`` = Φ(−x) for x ≥ 0 given ``e = exp(−x²/2)``: Hart's
+  rational approximation (J. F. Hart et al. 1968, as given by G. West, Wilmott
+  2005) used over the whole half line: its numerator/denominator ratio tends to
+  1/(√(2π) x), the leading asymptotic term, so its relative error beyond
+  x = 7 (≤ 4e-6 up to x = 38) multiplies Φ(−x) < 1e-12 and the *absolute* error
+  stays ≤ 3e-16 everywhere. One division, no branch, x clamped to 40 (where e
+  is already 0) so that the polynomials cannot overflow.
 
-Accuracy for the paper's sigmoid φ(z) = Φ(κz), checked in
-``tests/test_sampler.py`` against scipy: |φ̃ − φ| ≤ 1e-13 absolute, φ̃' within
-1e-12 relative. The sampler's Metropolis step uses the same φ̃ for the energy,
-so it samples exactly the posterior of φ̃ — a network whose activation differs
-from the exact sigmoid by less than 1e-13.
+Measured against ``scipy.special.ndtr`` and mpmath (``tests/test_fastphi.py``,
+z ∈ [−60, 60] and the extremes): |φ̃ − φ| ≤ 1e-15 absolute (2.3e-16 observed);
+φ̃' within 1e-14 relative of the exact exp of the same float64 u = κz, and
+within (1 + u²)·1e-15 of the exact value (u² is the condition number of
+exp(−u²/2); 1.5e-13 at the largest u where φ' > 1e-300). The sampler's
+Metropolis step uses the same φ̃ for the energy, so it
+samples exactly the posterior of the network with activation φ̃, which differs
+from the exact sigmoid by less than 1e-15 everywhere.
+
+Vectorization needs ``error_model="numpy"`` on the *calling* kernel: with
+numba's default Python error model every division checks for zero and raises,
+and that branch keeps LLVM from vectorizing the loop (the previous version of
+this module compiled to scalar code: 4.7 ns instead of 1.9 ns per element in a
+serial loop with 256-bit vectors, 1.6 ns with 512-bit ones).
 """
 import math
 
 import numba as nb
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 KAPPA = math.sqrt(math.pi / 2.0)
 DPHI_ERF = KAPPA / math.sqrt(2.0 * math.pi)
-_INV_1024 = 1.0 / 1024.0
-_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_LOG2E = 1.0 / math.log(2.0)
+_LN2_HI = 6.93147180369123816490e-01      # fdlibm split of ln 2: k·_LN2_HI exact for |k| < 2^20
+_LN2_LO = 1.90821492927058770002e-10
 
 
-@nb.njit(cache=True, inline="always", fastmath=True)
-def exp_neg(x):
-    """exp(x) for x ≤ 0 without libm (vectorizable)."""
-    y = max(x, -746.0) * _INV_1024
-    p = 1.0 / 20922789888000.0
-    p = p * y + 1.0 / 1307674368000.0
-    p = p * y + 1.0 / 87178291200.0
-    p = p * y + 1.0 / 6227020800.0
-    p = p * y + 1.0 / 479001600.0
-    p = p * y + 1.0 / 39916800.0
-    p = p * y + 1.0 / 3628800.0
-    p = p * y + 1.0 / 362880.0
-    p = p * y + 1.0 / 40320.0
-    p = p * y + 1.0 / 5040.0
-    p = p * y + 1.0 / 720.0
-    p = p * y + 1.0 / 120.0
-    p = p * y + 1.0 / 24.0
-    p = p * y + 1.0 / 6.0
-    p = p * y + 0.5
-    p = p * y + 1.0
-    p = p * y + 1.0
-    for _ in range(10):
-        p = p * p
-    return p
+@intrinsic
+def _bits_to_f64(typingctx, x):
+    """Reinterpret the bits of an int64 as a float64 (vectorizes to a no-op)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
 
 
-@nb.njit(cache=True, inline="always", fastmath=True)
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a·b + c with one rounding (llvm.fma); never reassociated under ``fastmath``."""
+    if not all(isinstance(t, types.Float) for t in (a, b, c)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Let LLVM vectorize the calling function's loops with 512-bit registers where available.
+
+    LLVM's tuning for Intel server cores (Skylake-X … Emerald Rapids) prefers 256-bit vectors;
+    this sets the function attribute ``"prefer-vector-width"="512"`` on the function the call
+    is compiled into (in a ``prange`` body: the parallel gufunc). It emits no code and has no
+    effect on machines without AVX-512. Measured on this project's Xeon: φ̃ 1.6 instead of
+    2.2 ns per element.
+    """
+    def codegen(context, builder, signature, args):
+        # llvmlite's FunctionAttributes only admits its known keywords; a string attribute is
+        # valid LLVM IR, so it is added to the underlying set directly
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def exp_neg(y):
+    """exp(y) for y ≤ 0 without libm (vectorizable)."""
+    y = max(y, -746.0)
+    k = int(y * _LOG2E - 0.5)              # round to nearest (y ≤ 0: truncation rounds up)
+    kf = float(k)
+    r = _fma(-kf, _LN2_LO, _fma(-kf, _LN2_HI, y))
+    p = 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    k1 = k >> 1                            # 2^k = 2^k1 · 2^(k − k1), both normal for k ≥ −1076
+    return p * _bits_to_f64((k1 + 1023) << 52) * _bits_to_f64((k - k1 + 1023) << 52)
+
+
+@nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
 def normal_tail(x, e):
-    """Φ(−x) for x ≥ 0, given ``e = exp(−x²/2)``; one division (branch-free select)."""
+    """Φ(−x) for x ≥ 0, given ``e = exp(−x²/2)``; one division, no branch."""
+    x = min(x, 40.0)
     n = 3.52624965998911e-02 * x + 0.700383064443688
     n = n * x + 6.37396220353165
     n = n * x + 33.912866078383
@@ -69,30 +129,25 @@ def normal_tail(x, e):
     d = d * x + 637.333633378831
     d = d * x + 793.826512519948
     d = d * x + 440.413735824752
-    # x ≥ 7.07: asymptotic series √(2π)Φ(−x)/e = (x¹⁰ − x⁸ + 3x⁶ − 15x⁴ + 105x² − 945)/x¹¹,
-    # truncation error < 3e-6 relative there, i.e. < 3e-18 absolute
-    y = min(x, 40.0)
-    s = y * y
-    an = s - 1.0
-    an = an * s + 3.0
-    an = an * s - 15.0
-    an = an * s + 105.0
-    an = an * s - 945.0
-    s2 = s * s
-    ad = s2 * s2 * s * y * _SQRT_2PI
-    big = x >= 7.07106781186547
-    return e * (an if big else n) / (ad if big else d)
+    return e * n / d
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
+@nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def erf_phi_dphi(z):
+    """(φ(z), φ'(z)) of the sigmoid φ(z) = Φ(κz), κ = √(π/2)."""
+    u = KAPPA * z
+    x = abs(u)
+    e = exp_neg(-0.5 * x * x)
+    c = normal_tail(x, e)
+    return (1.0 - c if u > 0.0 else c), DPHI_ERF * e
+
+
+@nb.njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def activate_erf(Z, H, D, scale):
     """H = φ(scale·Z), D = φ'(scale·Z) for φ(z) = Φ(κz), vectorized."""
     n0, n1 = Z.shape
     for i in nb.prange(n0):
+        wide_vectors()
+        z, h, d = Z[i], H[i], D[i]
         for j in range(n1):
-            u = KAPPA * scale * Z[i, j]
-            x = abs(u)
-            e = exp_neg(-0.5 * x * x)
-            c = normal_tail(x, e)
-            H[i, j] = 1.0 - c if u > 0.0 else c
-            D[i, j] = DPHI_ERF * e
+            h[j], d[j] = erf_phi_dphi(scale * z[j])

@@ -18,8 +18,8 @@ import math
 import numba as nb
 import numpy as np
 
-from .fastphi import activate_erf
-from .leapfrog_identity import NBLK, leapfrog_identity
+from .fastphi import activate_erf, wide_vectors
+from .leapfrog_identity import alloc_identity_workspace, trajectory_identity
 from .phi import ERF, dphi, phi
 from .rng import fill_normal, stream_key, uniform_at
 
@@ -97,30 +97,44 @@ def _kick(p, g, a):
     return part.sum()
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
+@nb.njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def _top_delta(At, R, D, coef, dZ):
     """Feature-layer backprop dZ[i, μ] = coef · Σ_r Ã[i, r] R[μ, r] · φ'(Z_L)[i, μ]."""
     N, P = D.shape
     m = At.shape[1]
+    Rt = np.ascontiguousarray(R.T)          # m passes over a row (in L1) vectorize; a loop over r per μ does not
     for i in nb.prange(N):
+        wide_vectors()
+        row = dZ[i]
+        row[:] = 0.0
+        for k in range(m):
+            c = coef * At[i, k]
+            rk = Rt[k]
+            for mu in range(P):
+                row[mu] += c * rk[mu]
+        d = D[i]
         for mu in range(P):
-            s = 0.0
-            for k in range(m):
-                s += At[i, k] * R[mu, k]
-            dZ[i, mu] = coef * s * D[i, mu]
+            row[mu] *= d[mu]
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
+@nb.njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def _top_delta_fused(At, R, D, coef, base, out):
     """``out = base + δ`` with δ as in :func:`_top_delta` (identity geometry, prior term included)."""
     N, P = D.shape
     m = At.shape[1]
+    Rt = np.ascontiguousarray(R.T)
     for i in nb.prange(N):
+        wide_vectors()
+        row = out[i]
+        row[:] = 0.0
+        for k in range(m):
+            c = coef * At[i, k]
+            rk = Rt[k]
+            for mu in range(P):
+                row[mu] += c * rk[mu]
+        d, b = D[i], base[i]
         for mu in range(P):
-            s = 0.0
-            for k in range(m):
-                s += At[i, k] * R[mu, k]
-            out[i, mu] = base[i, mu] + coef * s * D[i, mu]
+            row[mu] = b[mu] + row[mu] * d[mu]
 
 
 @nb.njit(cache=True, parallel=True, fastmath=True)
@@ -236,10 +250,18 @@ def alloc_scratch(dims, P):
 
 @nb.njit(cache=True)
 def alloc_workspace(dims, P, n):
-    """Every array a trajectory needs, allocated once per run (fresh pages cost more than the math)."""
+    """Every array a trajectory needs, allocated once per run (fresh pages cost more than the math).
+
+    For one hidden layer with r = P (possibly the identity geometry) this includes the
+    work arrays of the fused trajectory (:mod:`meanfield._kernels.leapfrog_identity`).
+    """
+    N, r, L, m = dims[0], dims[1], dims[2], dims[3]
     Z, H, D, F, dZ, tmp, tmpw, tmpc = alloc_scratch(dims, P)
-    return (Z, H, D, F, dZ, tmp, tmpw, tmpc, np.zeros(n), np.zeros(n), np.zeros(n),
-            np.zeros((NBLK, dims[3], P)), np.zeros(NBLK))
+    if L == 1 and r == P:
+        iws = alloc_identity_workspace(N, P, m)
+    else:
+        iws = alloc_identity_workspace(1, 1, m)
+    return (Z, H, D, F, dZ, tmp, tmpw, tmpc, np.zeros(n), np.zeros(n), np.zeros(n), iws)
 
 
 @nb.njit(cache=True)
@@ -252,25 +274,27 @@ def hmc_trajectory(code, prog, q, g, e_prior, e_lik, B, Bt, identity, dims, Y, s
     Returns ``(accepted, accept_prob, e_prior, e_lik, delta_H)``; a non-finite
     energy counts as a divergence (rejected, ``delta_H = inf``).
     """
-    Z, H, D, F, dZ, tmp, tmpw, tmpc, p, q1, g1, Fpart, sq = ws
+    Z, H, D, F, dZ, tmp, tmpw, tmpc, p, q1, g1, iws = ws
     fill_normal(p, stream_key(seed, STREAM_MOMENTUM, it))
     h0 = e_prior + e_lik + 0.5 * _sumsq(p)
     q1[:] = q
     g1[:] = g
-    ep, el = e_prior, e_lik
-    fused = dims[2] == 1 and identity
-    for s in range(n_leap):
-        # leapfrog: half kick + drift merged with the previous step's closing half kick
-        a = (0.5 if s == 0 else 1.0) * eps
-        if fused:
-            ep, el = leapfrog_identity(code, prog, p, q1, g1, a, eps, Y, sig_a, T, dims[0], H[0], D[0], Fpart, sq)
-        else:
+    if dims[2] == 1 and identity:
+        # toy-task geometry: one fused sweep per leapfrog step (leapfrog_identity.py)
+        ok, ep, el, kin = trajectory_identity(code, prog, p, q1, g1, eps, n_leap, Y, sig_a, T, dims[0], iws)
+        if not ok:
+            return False, 0.0, e_prior, e_lik, math.inf
+    else:
+        ep, el = e_prior, e_lik
+        for s in range(n_leap):
+            # leapfrog: half kick + drift merged with the previous step's closing half kick
+            a = (0.5 if s == 0 else 1.0) * eps
             ep = 0.5 * _kick_drift(p, q1, g1, a, eps)
             el = lik_grad(code, prog, q1, g1, B, Bt, identity, dims, Y, sig_a, T,
                           Z, H, D, F, dZ, tmp, tmpw, tmpc)
-        if not (math.isfinite(ep) and math.isfinite(el)):
-            return False, 0.0, e_prior, e_lik, math.inf
-    kin = 0.5 * _kick(p, g1, 0.5 * eps)
+            if not (math.isfinite(ep) and math.isfinite(el)):
+                return False, 0.0, e_prior, e_lik, math.inf
+        kin = 0.5 * _kick(p, g1, 0.5 * eps)
     dh = ep + el + kin - h0
     if not math.isfinite(dh):
         return False, 0.0, e_prior, e_lik, math.inf
