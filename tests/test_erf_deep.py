@@ -56,8 +56,8 @@ def test_feature_layer_with_identity_kernel_is_the_one_layer_problem():
 def test_v_grid_satisfies_stein_identity():
     """⟨v vᵀ⟩ − B = B ⟨∇f ∇fᵀ + ∇²f⟩ B for p(v) ∝ N(0, B) e^f: checks the K-dimensional grid.
 
-    Default step (dy = 0.25 in the sinh-mapped coordinates): relative error ≈ 2e-6; it converges
-    exponentially (dy = 0.15: < 1e-8)."""
+    Step dy = 0.25 in the sinh-mapped coordinates: relative error ≈ 2e-6 (default 0.3: ≈ 1e-5); it
+    converges exponentially (dy = 0.15: < 1e-8)."""
     B, d, n = 0.25 + 0.01 * np.eye(3), 0.05 * np.ones(3), 500 * RHO
     h = T_ROWS @ np.array([-0.3, 1.5, 1.5])
     for dy, tol in ((0.25, 1e-5), (0.15, 1e-8)):
@@ -108,11 +108,11 @@ def solved100():
 def test_solution_is_internally_consistent(solved100):
     task, sol = solved100
     assert sol.converged, sol.message
-    assert sol.residual <= 1e-6
+    assert sol.residual <= 1e-5
     info = sol.info
     # (S2): class outputs + residual = targets; the predictor on the training set
     assert np.max(np.abs(info["class_output"] + sol.T * info["t_class"] - task.Y[[list(task.labels).index(c)
-                                                                                 for c in range(3)]])) < 1e-6
+                                                                                 for c in range(3)]])) < 1e-5
     # kernels: K1 = diag(d) + E B Eᵀ, positive semidefinite, same-class off-diagonal = B_cc
     K1, K2 = sol.kernels[1], sol.kernels[2]
     lab = task.labels

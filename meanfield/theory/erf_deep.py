@@ -146,8 +146,8 @@ def _start(task, T, st, opts):
     return st.pack(t, lam, C)
 
 
-def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-6, max_outer=30, mix=0.8, sweeps=0, n_random=16,
-                   seed=0, x0=None, progress=False, start="saturated"):
+def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mix=0.6, sweeps=0, n_random=16,
+                   seed=0, x0=None, progress=False, start="saturated", callback=None):
     """Two-hidden-layer sigmoid theory on the toy task (docs/theory_erf_deep.md).
 
     Parameters
@@ -177,6 +177,8 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-6, max_outer=30, mi
         Start ``(t, λ, vech C)`` (e.g. ``info["x"]`` of a previous solve).
     progress : bool
         Print the residual at every evaluation of the root finder.
+    callback : callable, optional
+        ``callback(x, info, residual)`` after every fixed-point sweep.
     start : {"saturated", "one_layer"}
         Initial field: the saturated all-ones feature code (default) or the L = 1 solution (see
         :func:`_start`).
@@ -208,7 +210,7 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-6, max_outer=30, mi
         raise ValueError(f"start must be 'saturated' or 'one_layer', got {start!r}")
     opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0), start=start)
     x = _start(task, T, st, opts) if x0 is None else np.asarray(x0, float)
-    x, nfev = _nested(st, x, tol, max_outer, mix, progress)
+    x, nfev = _nested(st, x, tol, max_outer, mix, progress, callback)
     R, info = evaluate(x, st, search=True, n_random=n_random, seed=seed)
     if len(info["feature"]["A"]) != len(st.A):                 # a new feature mode: continue from there
         st.A = info["feature"]["A"]
@@ -233,13 +235,20 @@ def _solve_t(st, t, lam, C):
     fun(t.ravel())
     lay.GEOMETRY["frozen"] = True
     try:
-        sol = optimize.root(fun, t.ravel(), method="hybr", options=dict(eps=1e-6, xtol=1e-12))
+        sol = optimize.root(fun, t.ravel(), method="hybr", options=dict(eps=1e-6, xtol=1e-9))
     finally:
         lay.GEOMETRY["frozen"] = False
     return sol.x.reshape(st.K, st.m), sol.nfev + 1
 
 
-def _nested(st, x, tol, max_outer, mix, progress=False):
+def _psd(C, floor=1e-9):
+    """Symmetrize and floor the eigenvalues of C at ``floor`` × its largest (C = ⟨∂G ∂Gᵀ⟩ is PSD;
+    its common-mode eigenvalue is O(1/P²) and can round below zero)."""
+    w, V = np.linalg.eigh(0.5 * (C + C.T))
+    return (V * np.maximum(w, floor * w.max())) @ V.T
+
+
+def _nested(st, x, tol, max_outer, mix, progress=False, callback=None):
     """Fixed point in (λ, C) ← (⟨∂²_v G⟩, ⟨∂_v G ∂_v Gᵀ⟩) with mixing ``mix``, t solved exactly at each step."""
     t, lam, C = st.unpack(x)
     nfev = 0
@@ -252,8 +261,10 @@ def _nested(st, x, tol, max_outer, mix, progress=False):
         if progress:
             print(f"  [erf depth 2] sweep {it}: max |residual| {res:.3e} (t {np.max(np.abs(R[:st.K * st.m])):.1e})",
                   flush=True)
+        if callback is not None:
+            callback(st.pack(t, lam, C), info, res)
         if res <= tol:
             break
         lam = (1 - mix) * lam + mix * info["gvv"]
-        C = (1 - mix) * C + mix * info["gg"]
+        C = _psd((1 - mix) * C + mix * info["gg"])
     return st.pack(t, lam, C), nfev

@@ -123,7 +123,7 @@ def _modes(fun, X0, floor):
 class _Tables:
     """Cubic-spline tables of per-class one-dimensional functions (exact values on a fine grid)."""
 
-    def __init__(self, make, lo, hi, npts=201):
+    def __init__(self, make, lo, hi, npts=121):
         from scipy.interpolate import CubicSpline
         self.splines = []
         for c in range(len(lo)):
@@ -140,7 +140,7 @@ GEOMETRY = dict(frozen=False, store={})
 that the quadratures are smooth functions of the parameters (finite-difference Jacobians)."""
 
 
-def grid_posterior(make, Q, logdet_prior, X, H, span=10.0, max_pts=61, dy=0.25, key=None):
+def grid_posterior(make, Q, logdet_prior, X, H, span=10.0, max_pts=41, dy=0.3, key=None):
     """Exact K-dimensional average over ``p(x) ∝ N(x; 0, Q⁻¹) exp(Σ_c f_c(x_c))``.
 
     ``make(c, x) → dict`` tabulates ``f`` (key ``"f"``) and any other per-class function of x_c
