@@ -101,7 +101,9 @@ def test_unsupported_cases_raise():
 @pytest.fixture(scope="module")
 def solved100():
     task = mf.toy_task(100, 120, y_minus=0.5)
-    return task, mf.solve(task, "erf", depth=2, T=0.04)
+    # the saturated branch (feature modes of the start only): the state a finite-N run with frozen feature
+    # codes hosts; the global search finds a 1-0-0 mode of weight 1.4e-3 that N = 100 cannot (docs §7)
+    return task, mf.solve(task, "erf", depth=2, T=0.04, global_search=False)
 
 
 @pytest.mark.slow

@@ -147,7 +147,7 @@ def _start(task, T, st, opts):
 
 
 def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mix=0.6, sweeps=0, n_random=16,
-                   seed=0, x0=None, progress=False, start="saturated", callback=None):
+                   seed=0, x0=None, progress=False, start="saturated", callback=None, global_search=True):
     """Two-hidden-layer sigmoid theory on the toy task (docs/theory_erf_deep.md).
 
     Parameters
@@ -177,6 +177,11 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
         Start ``(t, λ, vech C)`` (e.g. ``info["x"]`` of a previous solve).
     progress : bool
         Print the residual at every evaluation of the root finder.
+    global_search : bool
+        Search every code's saturated stationary point (and ``n_random`` random starts) for further
+        feature-layer maxima at the end and continue with them. ``False`` keeps the modes reached from
+        the start (the branch a finite-N run with frozen feature codes can host; docs §7); the message
+        says so.
     callback : callable, optional
         ``callback(x, info, residual)`` after every fixed-point sweep.
     start : {"saturated", "one_layer"}
@@ -209,10 +214,14 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
     if start not in ("saturated", "one_layer"):
         raise ValueError(f"start must be 'saturated' or 'one_layer', got {start!r}")
     opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0), start=start)
-    x = _start(task, T, st, opts) if x0 is None else np.asarray(x0, float)
+    if x0 is None:
+        x = _start(task, T, st, opts)
+    else:                                   # warm start of the feature modes: the branch of ``start``
+        x = np.asarray(x0, float)
+        st.A = (st.s * (st.rho @ st.Yc) / (T + st.s))[None, :] if start == "saturated" else None
     x, nfev = _nested(st, x, tol, max_outer, mix, progress, callback)
-    R, info = evaluate(x, st, search=True, n_random=n_random, seed=seed)
-    if len(info["feature"]["A"]) != len(st.A):                 # a new feature mode: continue from there
+    R, info = evaluate(x, st, search=global_search, n_random=n_random if global_search else 0, seed=seed)
+    if global_search and len(info["feature"]["A"]) != len(st.A):   # a new feature mode: continue from there
         st.A = info["feature"]["A"]
         x, k = _nested(st, x, tol, max_outer, mix, progress)
         nfev += k
@@ -220,6 +229,8 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
     res = float(np.max(np.abs(R)))
     ok = res <= tol
     msg = (f"converged: residual {res:.1e}" if ok else f"NOT converged: residual {res:.2e} > tol {tol:.1e}")
+    if not global_search:
+        msg += "; global search of feature modes skipped (branch of the start)"
     msg += (f"; feature layer {len(info['feature']['A'])} code(s), first layer "
             f"{len(info['layer1']['modes']['u'])} mode(s) of p(u)")
     return assemble(task, st, info, classes, x, res, ok, msg, nfev, sigma_a2, N)
