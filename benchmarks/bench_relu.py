@@ -8,7 +8,9 @@ Prints
   weight-space reference step of ``bench_sampler.py`` measured in the same run;
 * with ``--agreement``: the issue's N = P = 500 comparison (toy task, y₋ = −½, T = 0.01) from the
   theory's state and from a prior draw — outlier count and codes, readouts and activations / √N
-  vs theory, frozenness, bulk readout.
+  vs theory, frozenness, bulk readout; a class whose outlier is still split into collinear copies
+  (the leading-order degeneracy, docs/theory_relu.md §6) is reported by the copies' invariants.
+  The prior draw coarsens slowly: 13 outliers after 1200 transitions, 4 after 6450 (docs).
 
 Usage: python benchmarks/bench_relu.py [--agreement] [--steps 400] [--prior-steps 1200]
 """
@@ -108,6 +110,13 @@ def agreement(steps, prior_steps, N=500, T=0.01):
             zm = Z[:, i, on].mean(axis=1)
             print(f"   class {k}: ā err {np.linalg.norm(a[i] - ab[k]) / np.linalg.norm(ab[k]):.4f}, "
                   f"z̄ {zm.mean():.4f} (theory {zc[k, k]:.4f}), spread/mean {zm.std() / zm.mean():.4f}")
+        for c in range(task.m):                 # split outliers: collinear copies carry the theory's outlier
+            mine = [i for i in big if int(np.argmax(a[i])) == c]
+            if len(mine) > 1:
+                tot = a[mine].sum(axis=0)
+                print(f"   class {c}: {len(mine)} collinear copies, √Σ|ā_i|² {math.sqrt(np.sum(nrm[mine] ** 2)):.4f} "
+                      f"(theory |ā| {np.linalg.norm(ab[c]):.4f}), direction of Σā_i off by "
+                      f"{np.linalg.norm(tot / np.linalg.norm(tot) - ab[c] / np.linalg.norm(ab[c])):.1e}")
         rest = np.setdiff1d(np.arange(N), big)
         bulk = s.readouts[:, rest].mean(axis=(0, 1))
         print(f"   bulk ⟨a⟩ {np.round(bulk, 4)} vs a0 {np.round(sol.info['a0'], 4)}: "
