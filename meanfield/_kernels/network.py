@@ -97,21 +97,26 @@ def _kick(p, g, a):
     return part.sum()
 
 
+@nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _readout_row(row, a, Rt, coef):
+    """``row[μ] = coef · Σ_k a[k] Rt[k, μ]`` — one pass per output over the row, which vectorizes."""
+    row[:] = 0.0
+    for k in range(a.shape[0]):
+        c = coef * a[k]
+        rk = Rt[k]
+        for mu in range(row.shape[0]):
+            row[mu] += c * rk[mu]
+
+
 @nb.njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
 def _top_delta(At, R, D, coef, dZ):
     """Feature-layer backprop dZ[i, μ] = coef · Σ_r Ã[i, r] R[μ, r] · φ'(Z_L)[i, μ]."""
     N, P = D.shape
-    m = At.shape[1]
     Rt = np.ascontiguousarray(R.T)          # m passes over a row (in L1) vectorize; a loop over r per μ does not
     for i in nb.prange(N):
         wide_vectors()
         row = dZ[i]
-        row[:] = 0.0
-        for k in range(m):
-            c = coef * At[i, k]
-            rk = Rt[k]
-            for mu in range(P):
-                row[mu] += c * rk[mu]
+        _readout_row(row, At[i], Rt, coef)
         d = D[i]
         for mu in range(P):
             row[mu] *= d[mu]
@@ -121,17 +126,11 @@ def _top_delta(At, R, D, coef, dZ):
 def _top_delta_fused(At, R, D, coef, base, out):
     """``out = base + δ`` with δ as in :func:`_top_delta` (identity geometry, prior term included)."""
     N, P = D.shape
-    m = At.shape[1]
     Rt = np.ascontiguousarray(R.T)
     for i in nb.prange(N):
         wide_vectors()
         row = out[i]
-        row[:] = 0.0
-        for k in range(m):
-            c = coef * At[i, k]
-            rk = Rt[k]
-            for mu in range(P):
-                row[mu] += c * rk[mu]
+        _readout_row(row, At[i], Rt, coef)
         d, b = D[i], base[i]
         for mu in range(P):
             row[mu] = b[mu] + row[mu] * d[mu]

@@ -30,6 +30,7 @@ from scipy.special import ndtr
 
 from .._blas import serial_blas
 from ..nonlinearities import nonlinearity as _nonlinearity
+from ..sampling.predict import gaussian_mean_activation
 
 
 def _numpy_phi(phi):
@@ -117,6 +118,11 @@ def starts(t, pr, n_random, rng):
     return np.vstack([S, scale * rng.standard_normal((n_random, pr.r))])
 
 
+def _near(z, Z, tol):
+    """Whether z agrees with a row of Z to ``tol`` (max-norm, relative to 1 + max|row|)."""
+    return any(np.max(np.abs(z - w)) < tol * (1.0 + np.max(np.abs(w))) for w in Z)
+
+
 def find_maxima(t, pr, U0, tol=1e-6):
     """Local maxima of E(·; t) reached from the rows of U0 (L-BFGS, then Newton), distinct, by E."""
     n = U0.shape[0]
@@ -128,16 +134,16 @@ def find_maxima(t, pr, U0, tol=1e-6):
     x = optimize.minimize(negsum, U0.ravel(), jac=True, method="L-BFGS-B",
                           options=dict(maxiter=3000, gtol=1e-9, ftol=0.0)).x.reshape(n, pr.r)
     E = energy(x, t, pr)[0]
-    out, vals = [], []
+    out, zs, vals = [], [], []
     for k in np.argsort(-E):
-        z = pr.B @ x[k]
-        if any(np.max(np.abs(z - pr.B @ v)) < tol * (1.0 + np.max(np.abs(z))) for v in out):
+        if _near(pr.B @ x[k], zs, tol):
             continue
         u, gnorm, is_max = _polish(x[k], t, pr)
         z = pr.B @ u
-        if not is_max or any(np.max(np.abs(z - pr.B @ v)) < tol * (1.0 + np.max(np.abs(z))) for v in out):
+        if not is_max or _near(z, zs, tol):
             continue
         out.append(u)
+        zs.append(z)
         vals.append(energy(u[None], t, pr)[0][0])
     order = np.argsort(vals)[::-1]
     return np.array(out)[order], np.array(vals)[order]
@@ -216,7 +222,7 @@ def _merge(U, lam, pr, tol=1e-3):
     keep = []
     lam = lam.copy()
     for k in np.argsort(-lam):
-        near = [j for j in keep if np.max(np.abs(Z[k] - Z[j])) < tol * (1.0 + np.max(np.abs(Z[j])))]
+        near = [j for j in keep if _near(Z[k], Z[j:j + 1], tol)]
         if near:
             lam[near[0]] += lam[k]
         else:
@@ -269,9 +275,8 @@ def solve(pr, n_starts=16, seed=0, max_outer=8):
         found, Ef = find_maxima(t, pr, np.vstack([U, starts(t, pr, 2 * n_starts, rng)]))
         E_act = energy(U, t, pr)[0]
         Z_act = U @ pr.B.T
-        scale = 1.0 + np.max(np.abs(Z_act))
         new = np.array([u for u, e in zip(found, Ef) if e > E_act.max() + 1e-6 * (1.0 + abs(Ef[0]))
-                        and np.min(np.max(np.abs(Z_act - pr.B @ u), axis=1)) > 1e-3 * scale]).reshape(-1, pr.r)
+                        and not _near(pr.B @ u, Z_act, 1e-3)]).reshape(-1, pr.r)
         nfev += res.nfev
         history.append(dict(J=J, atoms=U.shape[0], E_gap=float(Ef[0] - E_act.max()), new=len(new), nfev=res.nfev))
         if not len(new) or it == max_outer - 1:
@@ -293,17 +298,6 @@ def solve(pr, n_starts=16, seed=0, max_outer=8):
     found, Ef = find_maxima(t, pr, np.vstack([U, starts(t, pr, 2 * n_starts, rng)]))
     return dict(U=U, lam=lam, t=t, E=E, Z=Z, F=F, A=A, residual=residual, E_best=float(max(Ef[0], E.max())),
                 maxima=dict(U=found, E=Ef), nit=int(nfev), history=history)
-
-
-def _gauss_mean_phi(phi, mean, var, nodes=40):
-    """``E[φ(z)]`` for z ~ N(mean, var), elementwise (closed form for erf, Gauss–Hermite otherwise)."""
-    if phi.name == "erf":
-        from scipy.special import ndtr
-        k = np.sqrt(np.pi / 2.0)
-        return ndtr(k * mean / np.sqrt(1.0 + k * k * var))
-    x, wts = np.polynomial.hermite_e.hermegauss(nodes)
-    sd = np.sqrt(np.maximum(var, 0.0))
-    return np.tensordot(phi.phi(mean[..., None] + sd[..., None] * x), wts, axes=(-1, 0)) / np.sqrt(2.0 * np.pi)
 
 
 def solve_erf_general(task, T, sigma_a2, *, n_starts=16, seed=0, tol=1e-8, max_outer=8):
@@ -348,7 +342,7 @@ def solve_erf_general(task, T, sigma_a2, *, n_starts=16, seed=0, tol=1e-8, max_o
         k0 = X_new.T @ X / N0
         mean = k0 @ proj @ r["U"].T                       # (P_new, n)
         var = np.sum(X_new * X_new, axis=0) / N0 - np.sum((k0 @ pr.V / np.sqrt(pr.w)) ** 2, axis=1)
-        return _gauss_mean_phi(pr.phi, mean, np.maximum(var, 0.0)[:, None] * np.ones_like(mean))
+        return gaussian_mean_activation(pr.phi, mean, np.maximum(var, 0.0)[:, None] * np.ones_like(mean))
 
     def predict(X_new):
         return moments(X_new) @ (r["lam"][:, None] * r["A"])
