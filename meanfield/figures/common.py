@@ -111,20 +111,6 @@ def most_active(A, k):
 
 
 # ----------------------------------------------------------------------------- new inputs
-def _conditional_map(H_train, H_new, width):
-    """Gaussian conditional of the next preactivations on new inputs given those on training inputs.
-
-    With layer input activations ``H_train`` (n_in × P) and ``H_new`` (n_in × Q), the weights'
-    posterior depends on the training preactivations only, so ``z(x) | z(X)`` is Gaussian with mean
-    ``k(x)ᵀ K⁺ z(X)`` and variance ``k(x, x) − k(x)ᵀ K⁺ k(x)``, K = HᵀH / width.
-    """
-    K = H_train.T @ H_train / width
-    k = H_new.T @ H_train / width                                   # (Q, P)
-    B = k @ np.linalg.pinv(K, rcond=1e-10, hermitian=True)
-    var = np.maximum(np.sum(H_new * H_new, axis=0) / width - np.sum(B * k, axis=1), 0.0)
-    return B, var
-
-
 def new_input_preactivations(samples, task, X_new, index=-1, seed=0):
     """Preactivations of every layer on new inputs for one stored sample, drawn layer by layer.
 
@@ -136,12 +122,13 @@ def new_input_preactivations(samples, task, X_new, index=-1, seed=0):
     -------
     list of ndarray (N, Q)
     """
+    from ..sampling.predict import conditional_map
     rng = np.random.default_rng(seed)
     phi = phi_of(samples.config["nonlinearity"])
     H_tr, H_new, width, out = task.X, np.asarray(X_new, dtype=np.float64), task.N0, []
     for Z in samples.preactivations:
         Zt = np.asarray(Z[index], dtype=np.float64)                  # (N, P)
-        B, var = _conditional_map(H_tr, H_new, width)
+        B, var = conditional_map(H_tr, H_new, width)
         Zn = Zt @ B.T + rng.standard_normal((Zt.shape[0], B.shape[0])) * np.sqrt(var)
         out.append(Zn)
         H_tr, H_new, width = phi.phi(Zt), phi.phi(Zn), Zt.shape[0]

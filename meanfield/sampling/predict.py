@@ -30,6 +30,20 @@ def gaussian_mean_activation(phi, mean, var, n_nodes=40):
     return np.tensordot(phi.phi(mean[..., None] + sd[..., None] * x), w, axes=([-1], [0]))
 
 
+def conditional_map(H_train, H_new, width):
+    """Gaussian conditional of the next preactivations on new inputs given those on training inputs.
+
+    With layer input activations ``H_train`` (n_in × P) and ``H_new`` (n_in × Q), the weights'
+    posterior depends on the training preactivations only, so ``z(x) | z(X)`` is Gaussian with mean
+    ``k(x)ᵀ K⁺ z(X)`` and variance ``k(x, x) − k(x)ᵀ K⁺ k(x)``, K = HᵀH / width.
+    """
+    K = H_train.T @ H_train / width
+    k = H_new.T @ H_train / width                                   # (Q, P)
+    B = k @ np.linalg.pinv(K, rcond=1e-10, hermitian=True)
+    var = np.maximum(np.sum(H_new * H_new, axis=0) / width - np.sum(B * k, axis=1), 0.0)
+    return B, var
+
+
 def predict_samples(samples, task, X_new, batch=16):
     """Posterior mean predictor ``⟨f(x)⟩`` of the sampled networks on new inputs, shape (P_new, m).
 
@@ -60,10 +74,7 @@ def predict_samples(samples, task, X_new, batch=16):
     if X_new.shape[0] != task.N0:
         raise ValueError(f"X_new must have N0 = {task.N0} rows (inputs as columns), got {X_new.shape[0]}")
     phi = _nonlinearity(cfg["nonlinearity"])
-    k0 = X_new.T @ task.X / task.N0                        # (P_new, P)
-    Kp = np.linalg.pinv(task.K0, rcond=1e-10, hermitian=True)
-    B = k0 @ Kp                                            # conditional-mean map
-    var = np.sum(X_new * X_new, axis=0) / task.N0 - np.sum(B * k0, axis=1)
+    B, var = conditional_map(task.X, X_new, task.N0)     # conditional-mean map and variance
     Z = samples.preactivations[0]
     A = samples.readouts
     S, N = A.shape[0], A.shape[1]

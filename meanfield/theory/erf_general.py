@@ -30,7 +30,7 @@ from scipy.special import ndtr
 
 from .._blas import serial_blas
 from ..nonlinearities import nonlinearity as _nonlinearity
-from ..sampling.predict import gaussian_mean_activation
+from ..sampling.predict import conditional_map, gaussian_mean_activation
 
 
 def _numpy_phi(phi):
@@ -335,13 +335,9 @@ def solve_erf_general(task, T, sigma_a2, *, n_starts=16, seed=0, tol=1e-8, max_o
     K1 = (r["F"].T * r["lam"]) @ r["F"]
     U = (r["A"].T * r["lam"]) @ r["A"]
     X, N0 = task.X, task.N0
-    proj = pr.V * (1.0 / np.sqrt(pr.w))                # K0⁺ z = proj u for z = B u
-
     def moments(X_new):
-        X_new = np.asarray(X_new, dtype=np.float64)
-        k0 = X_new.T @ X / N0
-        mean = k0 @ proj @ r["U"].T                       # (P_new, n)
-        var = np.sum(X_new * X_new, axis=0) / N0 - np.sum((k0 @ pr.V / np.sqrt(pr.w)) ** 2, axis=1)
+        B, var = conditional_map(X, np.asarray(X_new, dtype=np.float64), N0)   # z(x) | z_γ on the training set
+        mean = B @ r["Z"].T                                                     # (P_new, n)
         return gaussian_mean_activation(pr.phi, mean, np.maximum(var, 0.0)[:, None] * np.ones_like(mean))
 
     def predict(X_new):
