@@ -193,15 +193,18 @@ def _message(sol, mode, tol):
 
 
 def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_minus=None, code_fractions=None,
-              all_schemes=False, max_codes=4, n_starts=32, seed=0, tol=1e-10):
+              all_schemes=False, max_codes=4, n_starts=32, seed=0, tol=1e-10, fluctuations=False,
+              fluct_options=None):
     """Solve the sigmoid (erf) mean-field theory on the toy task (THEORY.md §2.2, docs/theory_erf.md).
 
     Parameters
     ----------
     task : Task
         Toy task (``K0 = I`` to 1e-10, targets constant within each class): the exact class-reduced
-        theory. Any other data: the general-data theory with the fluctuations of z given a
-        neglected (the paper's MNIST theory, :mod:`.erf_general`; needs T > 0, P → ∞ equations).
+        theory. Any other data (needs T > 0): by default the general-data theory with the
+        fluctuations of z given a neglected (the paper's MNIST theory, :mod:`.erf_general`, P → ∞
+        equations); with ``fluctuations=True`` the exact finite-P theory with them kept
+        (:mod:`.erf_fluct`, Monte Carlo).
     depth : int
         Must be 1.
     T : float
@@ -235,6 +238,14 @@ def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_m
         Seed of that search.
     tol : float
         Max-norm tolerance on the equations for ``converged``.
+    fluctuations : bool
+        General data only: keep the fluctuations of z given a (:func:`.erf_fluct.solve_erf_fluct`:
+        replica-exchange Monte Carlo inside a stochastic Newton iteration; ``converged`` means the
+        equations hold within Monte-Carlo error). Needed when the neglected theory does not close
+        (random labels with P > N0) and for finite-P code fractions. On the toy task the
+        class-reduced theory already keeps them (exact integrals over z given a); ignored there.
+    fluct_options : dict, optional
+        Keyword arguments for :func:`.erf_fluct.solve_erf_fluct` (``n_sys``, ``sweeps``, ``seed``, ...).
 
     Returns
     -------
@@ -260,6 +271,8 @@ def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_m
     sigma_a2 = 1.0 / task.P if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     if not isinstance(all_schemes, (bool, np.bool_)):
         raise TypeError(f"all_schemes must be a bool, got {all_schemes!r}")
+    if not isinstance(fluctuations, (bool, np.bool_)):
+        raise TypeError(f"fluctuations must be a bool, got {fluctuations!r}")
     opts = dict(n_starts=check_int(n_starts, "n_starts", minimum=4), seed=check_int(seed, "seed", minimum=0),
                 tol=check_float(tol, "tol", minimum=0.0, strict=True))
     max_codes = check_int(max_codes, "max_codes", minimum=1)
@@ -269,6 +282,9 @@ def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_m
         if code_fractions is not None or all_schemes or y_minus is not None:
             raise NotImplementedError("general data: code_fractions, all_schemes and y_minus need the toy task "
                                       "(K0 = I, class-wise targets)") from None
+        if fluctuations:
+            from .erf_fluct import solve_erf_fluct
+            return solve_erf_fluct(task, T, sigma_a2, **dict(dict(seed=opts["seed"]), **(fluct_options or {})))
         from .erf_general import solve_erf_general
         return solve_erf_general(task, T, sigma_a2, n_starts=min(opts["n_starts"], 16), seed=opts["seed"])
     if rho.size > toy.MAX_CLASSES:

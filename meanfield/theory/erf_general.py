@@ -331,7 +331,8 @@ def solve_erf_general(task, T, sigma_a2, *, n_starts=16, seed=0, tol=1e-8, max_o
     if np.any(r["lam"] < -1e-10):
         probs.append(f"negative atom weight {r['lam'].min():.3g}")
     msg = (f"general data, fluctuations of z given a neglected: {len(r['lam'])} atom(s), {len(codes)} code(s)"
-           + ("" if not probs else "; NOT converged: " + "; ".join(probs)))
+           + ("" if not probs else "; NOT converged: " + "; ".join(probs)
+              + " (the theory with the fluctuations kept, solve(..., fluctuations=True), has no such limitation)"))
     K1 = (r["F"].T * r["lam"]) @ r["F"]
     U = (r["A"].T * r["lam"]) @ r["A"]
     X, N0 = task.X, task.N0
