@@ -143,3 +143,27 @@ def test_general_data_P100_random_labels_vs_sampler():
     F = mf.nonlinearity("erf").phi(np.asarray(s.preactivations[0], dtype=np.float64))
     K1_s = np.einsum("snp,snq->pq", F, F) / (F.shape[0] * F.shape[1])
     assert np.linalg.norm(sol.kernels[1] - K1_s) / np.linalg.norm(K1_s) < 0.1
+
+
+def test_theory_start_on_general_data():
+    """Sampler states drawn from the general-data theories reproduce the theory's training predictor:
+    Y − T t up to the rounding of the atom weights to N neurons (fluctuations neglected); the average
+    over the theory's samples of p(z | t) up to the noise of N draws with the readout's Gaussian
+    conditional (kept; Y − T t itself holds there only within the solver's Monte-Carlo error)."""
+    from meanfield.sampling.theory_start import _general_erf_state
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 16))
+    lab = np.arange(16) % 2
+    Y = np.where(lab[:, None] == np.arange(2), 1.0, 0.5)
+    task = mf.Task(X, Y)
+    phi = mf.nonlinearity("erf").phi
+    for fluct, N, tol in ((False, 4000, 2e-3), (True, 20000, 0.01)):
+        sol = mf.solve(task, "erf", T=0.05, fluctuations=fluct,
+                       fluct_options=dict(n_sys=8, sweeps=(100, 200)) if fluct else None)
+        A, Z, codes = _general_erf_state(sol, N, np.random.default_rng(1))
+        assert A.shape == (N, 2) and Z.shape == (N, 16) and codes.shape == (N, 2)
+        f = phi(Z).T @ A / N
+        ref = sol.sigma_a2 * sol.kernels[1] @ sol.field if fluct else sol.train_prediction   # (s/P) K1 t
+        assert np.max(np.abs(f - ref)) < tol, (fluct, np.max(np.abs(f - ref)))
+        assert mf.theory_start(sol, 50)["q"].ndim == 1

@@ -24,7 +24,9 @@ def theory_start(solution, N, space="preactivation", project=True, seed=0):
     Neurons are split over the solution's codes in proportion to ``code_fractions``
     (largest remainders); each gets its code's readout a_γ plus a draw of the finite-P
     Laplace width when the solution has one, and preactivations drawn independently
-    from ``p(z_μ | a_γ)`` (exact on the toy task). Pass the result as
+    from ``p(z_μ | a_γ)`` (exact on the toy task). Sigmoid on general data: neurons sit on
+    the atoms (z_γ, a_γ) of the theory without fluctuations, or are drawn from the samples of
+    p(z | t) of the theory with them (readout from its exact Gaussian conditional). Pass the result as
     ``meanfield.sample(..., init=...)`` with the same ``space``/``project`` and the
     solution's σ_a².
 
@@ -50,15 +52,16 @@ def theory_start(solution, N, space="preactivation", project=True, seed=0):
     check_choice(space, "space", {"weight", "preactivation"})
     task = solution.task
     rng = np.random.default_rng(seed)
+    if solution.info.get("general") and solution.outliers is None:
+        A, Z, codes = _general_erf_state(solution, N, rng)
+        return dict(q=_pack(task, A, Z, solution.sigma_a2, space, project), codes=codes)
     if solution.outliers is not None:
         A, Z = _outlier_state(solution, N, rng)
         codes = np.zeros((N, task.m), dtype=np.int8)
         codes[:len(solution.outliers["codes"])] = solution.outliers["codes"]
         return dict(q=_pack(task, A, Z, solution.sigma_a2, space, project), codes=codes)
-    w = np.asarray(solution.code_fractions, dtype=np.float64) * N
-    counts = np.floor(w).astype(np.int64)
-    counts[np.argsort(-(w - counts))[:N - counts.sum()]] += 1
-    which = np.repeat(np.arange(len(counts)), counts)
+    which = _split(solution.code_fractions, N)
+    counts = np.bincount(which, minlength=len(solution.codes))
     covs = solution.info.get("readout_covariances")
     A = np.empty((N, task.m))
     Z = np.empty((N, task.P))
@@ -76,6 +79,33 @@ def theory_start(solution, N, space="preactivation", project=True, seed=0):
             Z[np.ix_(sel, cols)] = _draw_from_grid(zgrid, dens[c], rng.random((n, cols.size)))
     codes = np.array([solution.codes[k] for k in which], dtype=np.int8)
     return dict(q=_pack(task, A, Z, solution.sigma_a2, space, project), codes=codes)
+
+
+def _split(weights, N):
+    """N neurons over components in proportion to ``weights`` (largest remainders)."""
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum() * N
+    counts = np.floor(w).astype(np.int64)
+    counts[np.argsort(-(w - counts))[:N - counts.sum()]] += 1
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+def _general_erf_state(solution, N, rng):
+    """Sigmoid on general data: neurons on the atoms (z_γ, a_γ) of the theory without fluctuations,
+    or, with them kept, N of the theory's samples z of p(z | t) with a ~ N((s/P) tᵀφ(z), (s/P) I)."""
+    from ..analysis.codes import neuron_codes
+    from ..nonlinearities import nonlinearity
+    task, phi = solution.task, nonlinearity(solution.nonlinearity)
+    if solution.info.get("mode") == "fluctuations":
+        pool = solution.info["samples_z"]
+        Z = pool[rng.choice(pool.shape[0], size=N, replace=N > pool.shape[0])]
+        c = solution.sigma_a2
+        A = c * phi.phi(Z) @ solution.field + np.sqrt(c) * rng.standard_normal((N, task.m))
+    else:
+        atoms = solution.info["atoms"]
+        which = _split(atoms["weight"], N)
+        Z, A = atoms["z"][which], atoms["a"][which]
+    return A, Z, neuron_codes(phi.phi(Z), task.labels, n_classes=task.m)
 
 
 def _pack(task, A, Z, sigma_a2, space, project):
