@@ -59,6 +59,23 @@ def _theory(task, nl, Xs):
     return sol, pred, kern
 
 
+def _stored(s, n):
+    """Indices of (at most) n stored samples spread over the run."""
+    S = s.readouts.shape[0]
+    return np.unique(np.linspace(0, S - 1, min(n, S)).astype(int))
+
+
+def sampled_error(s, task, n_var=10):
+    """Sampled posterior mean predictor on the test inputs and its class-wise generalization error
+    bias² + posterior variance (the variance over ``n_var`` stored samples)."""
+    from ..sampling import predict_samples
+    per = np.array([predict_samples(dataclasses.replace(s, readouts=s.readouts[i:i + 1],
+                                                        preactivations=[s.preactivations[0][i:i + 1]]),
+                                    task, task.X_test) for i in _stored(s, n_var)])
+    mean = predict_samples(s, task, task.X_test)
+    return mean, np.mean((task.Y_test - mean) ** 2, axis=0) + np.mean(per.var(axis=0), axis=0)
+
+
 def compute(small=False, seed=0, progress=False):
     """Samples, test activations/kernels, predictors and generalization errors per nonlinearity.
 
@@ -71,7 +88,6 @@ def compute(small=False, seed=0, progress=False):
         (class-wise, (m,)), ``accuracy`` of the sampled mean predictor.
     """
     from ..gp import gp_baseline
-    from ..sampling import predict_samples
     sc = SCALES["small" if small else "default"]
     task = digits_task(small, seed)
     Xs = task.X_test[:, :sc["n_show"]]
@@ -80,18 +96,14 @@ def compute(small=False, seed=0, progress=False):
         C.log(progress, f"fig6: {nl}")
         sol, pred_t, kern_t = _theory(task, nl, Xs) if nl in sc["theory"] else (None, None, None)
         s = C.sample_net(task, nl, sc["P"], sc["steps"], T=T, seed=seed, progress=progress, anneal=ANNEAL.get(nl))
-        S = s.readouts.shape[0]
-        idx = np.unique(np.linspace(0, S - 1, min(sc["n_var"], S)).astype(int))
+        idx = _stored(s, sc["n_var"])
         phi = C.phi_of(nl)
         Hs = [phi.phi(C.new_input_preactivations(s, task, Xs, index=i, seed=seed + i)[0]) for i in idx]
-        per = np.array([predict_samples(dataclasses.replace(s, readouts=s.readouts[i:i + 1],
-                                                            preactivations=[s.preactivations[0][i:i + 1]]),
-                                        task, task.X_test) for i in idx])
-        mean = predict_samples(s, task, task.X_test)
+        mean, error = sampled_error(s, task, sc["n_var"])
         Yt = task.Y_test
         out[nl] = dict(test_activations=Hs[-1], test_kernel=np.mean([H.T @ H for H in Hs], axis=0) / s.N,
                        theory_kernel=kern_t, mean_prediction=mean, theory_prediction=pred_t,
-                       error=np.mean((Yt - mean) ** 2, axis=0) + np.mean(per.var(axis=0), axis=0),
+                       error=error,
                        theory_error=None if pred_t is None else np.mean((Yt - pred_t) ** 2, axis=0),
                        gp_error=gp_baseline(task, nl, T=T).generalization_error(),
                        accuracy=float(np.mean(np.argmax(mean, axis=1) == task.labels_test)),
