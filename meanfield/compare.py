@@ -101,9 +101,12 @@ def compare(solution, samples):
                          samples=_eig_summary(Us)))
         rows.append(dict(quantity="readout covariance U (abs)", metric="max |ΔU|",
                          value=float(np.max(np.abs(Us - solution.U)))))
+    kernels_mean = solution.info.get("kernels_mean")   # finite N: the posterior-mean kernels, not the saddle's
     for ell in range(1, solution.depth + 1):
-        Kt, Ks = solution.kernels[ell], samples.kernels[ell]
-        rows.append(dict(quantity=f"kernel K_{ell}", metric="rel. Frobenius error",
+        Kt = solution.kernels[ell] if kernels_mean is None else kernels_mean[ell]
+        Ks = samples.kernels[ell]
+        rows.append(dict(quantity=f"kernel K_{ell}" + ("" if kernels_mean is None else " (posterior mean)"),
+                         metric="rel. Frobenius error",
                          value=rel_frobenius(Ks, Kt), theory=f"tr/P {np.trace(Kt) / P:.4f}",
                          samples=f"tr/P {np.trace(Ks) / P:.4f}"))
     f_th, f_s = solution.train_prediction, samples.mean_prediction
