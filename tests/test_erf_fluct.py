@@ -64,6 +64,12 @@ def test_bad_input():
         solve_erf_fluct(task, 0.0, 1 / 12)
     with pytest.raises(ValueError, match="phi"):
         TiltedEnsemble(Problem(task, 0.1, 1.0, phi="relu"))
+    with pytest.raises(ValueError, match="n_sys"):
+        solve_erf_fluct(task, 0.1, 1 / 12, n_sys=1)
+    with pytest.raises(ValueError, match="sweeps"):
+        solve_erf_fluct(task, 0.1, 1 / 12, sweeps=(400, 200))
+    with pytest.raises(TypeError, match="fluctuations"):
+        mf.solve(mf.Task(task.X[:, :10] + 0.3, task.Y[:10]), "erf", T=0.1, fluctuations="yes")
 
 
 def test_theory_vs_sampler_general_data_fluctuations():

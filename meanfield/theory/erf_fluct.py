@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels.tempered_ess import tempered_ess
+from .._validation import check_int
 from ..analysis.codes import neuron_codes
 from ..sampling.predict import conditional_map, gaussian_mean_activation
 from .erf_general import Problem
@@ -212,6 +213,12 @@ def solve_erf_fluct(task, T, sigma_a2, *, seed=0, n_sys=32, n_lev=16, sweeps=(20
 
     if T <= 0:
         raise ValueError(f"T must be > 0 for the general-data sigmoid theory (t = residual/T), got {T}")
+    n_sys = check_int(n_sys, "n_sys", minimum=2)
+    n_lev = check_int(n_lev, "n_lev", minimum=2)
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
+    sweeps = tuple(check_int(v, "sweeps", minimum=20) for v in sweeps)
+    if not sweeps or any(b <= a for a, b in zip(sweeps, sweeps[1:])):
+        raise ValueError(f"sweeps must be a non-empty increasing sequence of run lengths, got {sweeps}")
     pr = Problem(task, T, task.P * sigma_a2)
     r = solve_fluct(pr, t0=t0, n_sys=n_sys, n_lev=n_lev, sweeps=sweeps, max_iter=max_iter, seed=seed,
                     progress=progress)
