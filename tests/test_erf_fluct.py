@@ -47,6 +47,7 @@ def test_tempered_sampler_matches_exact_quadrature():
         _, Lout = ens.run(t, 300)
         ens.respace(Lout)
     Z, _ = ens.run(t, 2000)
+    assert ens.trips.sum() >= 100, ens.trips                       # many passes through the mixing end
     F = ens.pr.f(Z)
     blocks = [_class_blocks(Fk.T @ Fk / Fk.shape[0], lab) for Fk in F]
     off = np.array([b[0] for b in blocks])

@@ -4,8 +4,8 @@ Target (one sigmoid neuron of the general-data theory, the readout integrated ou
 
     p_β(z) ∝ N(z; 0, B Bᵀ) exp(β L(z)),   L(z) = (c/2) |Wᵀ φ(z)|²,   φ(z) = Φ(κ z),
 
-with B (P × r), W (P × m), c > 0; the state is z itself (P-dimensional, in the range of B). Each of ``n_sys`` independent systems holds a ladder of replicas
-at inverse temperatures ``betas`` (increasing, ``betas[-1] = 1``); a sweep makes one elliptical
+with B (P × r), W (P × m), c > 0; the state is z itself (P-dimensional, in the range of B). Each of
+``n_sys`` independent systems holds a ladder of replicas at inverse temperatures ``betas`` (increasing, ``betas[-1] = 1``); a sweep makes one elliptical
 slice step (Murray, Adams & MacKay 2010) per replica — exact i.i.d. draws at β = 0 — and then
 attempts swaps of neighbouring replicas (even pairs on even sweeps, odd pairs on odd sweeps),
 accepted with probability ``min(1, exp((β_k+1 − β_k)(L_k − L_k+1)))``. Random numbers are
@@ -98,7 +98,7 @@ def _ess_step(z, Lz, beta, B, W, c, key, xi, nu, prop, f, w, max_shrink):
 
 
 @nb.njit(cache=True, parallel=True)
-def tempered_ess(B, W, c, betas, Z, L, seed, sweep0, n_sweeps, thin, Zout, Lout, swaps, evals):
+def tempered_ess(B, W, c, betas, Z, L, seed, sweep0, n_sweeps, thin, Zout, Lout, swaps, evals, ids, last, trips):
     """Run ``n_sweeps`` sweeps of every system; store the β = 1 replica every ``thin`` sweeps.
 
     Parameters
@@ -122,6 +122,12 @@ def tempered_ess(B, W, c, betas, Z, L, seed, sweep0, n_sweeps, thin, Zout, Lout,
         Accumulated [attempts, acceptances] per neighbouring pair.
     evals : (n_sys,) int64
         Accumulated tilt evaluations.
+    ids, last : (n_sys, n_lev) int64
+        Identity of the replica at each level (it moves with the state on a swap), and per replica
+        the end of the ladder it visited last (0 none, 1 β = 0, 2 β = 1); updated in place.
+    trips : (n_sys,) int64
+        Accumulated round trips (a replica that last visited β = 1 reaching β = 0): the number of
+        independent passes through the mixing end of the ladder, the equilibration diagnostic.
     """
     n_sys, n_lev, P = Z.shape
     r = B.shape[1]
@@ -152,6 +158,14 @@ def tempered_ess(B, W, c, betas, Z, L, seed, sweep0, n_sweeps, thin, Zout, Lout,
                     tmp = L[s, l]
                     L[s, l] = L[s, l + 1]
                     L[s, l + 1] = tmp
+                    k = ids[s, l]
+                    ids[s, l] = ids[s, l + 1]
+                    ids[s, l + 1] = k
+            k = ids[s, 0]
+            if last[s, k] == 2:
+                trips[s] += 1
+            last[s, k] = 1
+            last[s, ids[s, n_lev - 1]] = 2
             if (it + 1) % thin == 0:
                 j = (it + 1) // thin - 1
                 for mu in range(P):

@@ -54,6 +54,13 @@ class TiltedEnsemble:
         self.betas = np.linspace(0.0, 1.0, n_lev) ** 2
         self.swaps = np.zeros((n_sys, n_lev - 1, 2), dtype=np.int64)
         self.evals = np.zeros(n_sys, dtype=np.int64)
+        self.trips = np.zeros(n_sys, dtype=np.int64)
+        self._labels(n_lev)
+
+    def _labels(self, n_lev):
+        n_sys = self.Z.shape[0]
+        self.ids = np.tile(np.arange(n_lev, dtype=np.int64), (n_sys, 1))
+        self.last = np.zeros((n_sys, n_lev), dtype=np.int64)
 
     def tilts(self, t):
         F = self.pr.f(self.Z)                                      # (n_sys, n_lev, P)
@@ -68,7 +75,7 @@ class TiltedEnsemble:
         Z = np.empty((n_sys, n_keep, self.pr.P))
         Lout = np.empty((n_sys, n_keep, n_lev))
         tempered_ess(self.pr.B, t, self.c, self.betas, self.Z, L, self.seed, self.sweep, n_sweeps, thin,
-                     Z, Lout, self.swaps, self.evals)
+                     Z, Lout, self.swaps, self.evals, self.ids, self.last, self.trips)
         self.sweep += n_sweeps
         return Z, Lout
 
@@ -90,6 +97,7 @@ class TiltedEnsemble:
         self.Z = np.ascontiguousarray(self.Z[:, src])
         self.betas = new
         self.swaps = np.zeros((self.Z.shape[0], n_new - 1, 2), dtype=np.int64)
+        self._labels(n_new)
         return length[-1]
 
     def swap_rates(self):
@@ -154,7 +162,9 @@ def solve_fluct(pr, *, t0=None, n_sys=8, n_lev=16, sweeps=(200, 400, 800, 1600),
         for k in range(max_iter if final else 3):
             Z, Lout = ens.run(t, max(n_sw // 2, 20))               # burn-in at the new t, then respace
             ens.respace(Lout)
+            trips0 = int(ens.trips.sum())
             Z, Lout = ens.run(t, n_sw)
+            trips = int(ens.trips.sum()) - trips0
             g, se, H, K1, noise2 = _moments(pr, t, Z, T)
             zscore = float(np.sqrt(np.mean(g * g) / max(np.mean(se * se), 1e-300)))
             res = float(np.max(np.abs(g)))
@@ -166,7 +176,8 @@ def solve_fluct(pr, *, t0=None, n_sys=8, n_lev=16, sweeps=(200, 400, 800, 1600),
             if np.max(np.abs(step)) > cap:
                 step *= cap / np.max(np.abs(step))
             history.append(dict(it=it, T=T, sweeps=n_sw, residual=res, zscore=zscore,
-                                step=float(np.max(np.abs(step))), decrement=decrement, noise_decrement=noise, levels=int(ens.betas.size),
+                                step=float(np.max(np.abs(step))), decrement=decrement, noise_decrement=noise,
+                                round_trips=trips, levels=int(ens.betas.size),
                                 swap_min=float(ens.swap_rates().min())))
             it += 1
             if progress is not None:
@@ -186,15 +197,19 @@ def solve_fluct(pr, *, t0=None, n_sys=8, n_lev=16, sweeps=(200, 400, 800, 1600),
     if tail:                                                       # Polyak average of the converged iterates
         t = np.mean(tail, axis=0)
         Z, Lout = ens.run(t, max(n_sw // 2, 20))
+        trips0 = int(ens.trips.sum())
         Z, Lout = ens.run(t, 2 * n_sw)
+        trips = int(ens.trips.sum()) - trips0
         g, se, H, K1, _ = _moments(pr, t, Z, pr.T)
         res = float(np.max(np.abs(g)))
         zscore = float(np.sqrt(np.mean(g * g) / max(np.mean(se * se), 1e-300)))
-        history.append(dict(it=it, T=pr.T, sweeps=2 * n_sw, residual=res, zscore=zscore, averaged=len(tail)))
+        history.append(dict(it=it, T=pr.T, sweeps=2 * n_sw, residual=res, zscore=zscore, averaged=len(tail),
+                            round_trips=trips))
         done = zscore <= 1.5 * z_tol
     logZ = float(_trapezoid(Lout.mean(axis=(0, 1)), ens.betas))     # thermodynamic integration
     S = 0.5 * pr.T * np.sum(t * t) - np.sum(t * pr.Y) + logZ
     return dict(t=t, Z=Z, K1=K1, residual=res, zscore=zscore, converged=done, history=history, S=S,
+                round_trips=trips,
                 swap_rates=ens.swap_rates(), betas=ens.betas, evals=int(ens.evals.sum()))
 
 
@@ -205,7 +220,10 @@ def solve_erf_fluct(task, T, sigma_a2, *, seed=0, n_sys=32, n_lev=16, sweeps=(20
     ``codes``/``code_fractions`` are the frequencies of the sampled neurons' codes (class-mean
     activation above ½, as for sampled networks), ``readouts`` the mean E[a | u] per code; ``U``,
     ``kernels[1]``, ``predict`` and ``kernel`` are averages over the samples of (F1) at the solution.
-    ``info["code_fraction_se"]`` and ``info["U_se"]`` hold standard errors (batch means over the ladders).
+    ``info["code_fraction_se"]`` and ``info["U_se"]`` hold standard errors (batch means over the ladders);
+    ``info["round_trips"]`` counts the ladders' round trips β = 1 → 0 → 1 in the final run (each one an
+    independent pass through the mixing end of the ladder: fractions are trustworthy when there are
+    many per ladder).
     ``converged`` means the equations (F2) hold within Monte-Carlo error (``info["zscore"]`` ≤ 2);
     ``residual`` is their max-norm value, ``info["history"]`` the Newton iterations.
     """
@@ -258,12 +276,15 @@ def solve_erf_fluct(task, T, sigma_a2, *, seed=0, n_sys=32, n_lev=16, sweeps=(20
         return moments(X1) @ moments(X2).T / sub.shape[0]
 
     msg = (f"general data, fluctuations kept (replica-exchange ESS, {n_sys} ladders × {n_lev} levels): "
-           f"{len(codes)} code(s), residual {r['residual']:.2e}, z-score {r['zscore']:.2f}"
+           f"{len(codes)} code(s), residual {r['residual']:.2e}, z-score {r['zscore']:.2f}, "
+           f"{r['round_trips']} ladder round trips"
            + ("" if r["converged"] else "; NOT converged (equations not satisfied within Monte-Carlo error)"))
     return Solution(
         nonlinearity=pr.phi.name, depth=1, T=T, sigma_a2=sigma_a2, field=t, kernels=(task.K0, r["K1"]),
         converged=r["converged"], residual=r["residual"], message=msg, nit=len(r["history"]), U=U, codes=codes,
         code_fractions=frac, readouts=read, finite_P=True, task=task,
-        info=dict(general=True, mode="fluctuations", code_fraction_se=frac_se, U_se=U_se, zscore=r["zscore"], history=r["history"], S=r["S"],
-                  swap_rates=r["swap_rates"], betas=r["betas"], samples_z=Zs, evals=r["evals"]),
+        info=dict(general=True, mode="fluctuations", code_fraction_se=frac_se, U_se=U_se, zscore=r["zscore"],
+                  history=r["history"], S=r["S"],
+                  swap_rates=r["swap_rates"], betas=r["betas"], round_trips=r["round_trips"], samples_z=Zs,
+                  evals=r["evals"]),
         _predict=predict, _kernel=kernel)
