@@ -174,3 +174,18 @@ def test_theory_start_on_general_data():
         ref = sol.sigma_a2 * sol.kernels[1] @ sol.field if fluct else sol.train_prediction   # (s/P) K1 t
         assert np.max(np.abs(f - ref)) < tol, (fluct, np.max(np.abs(f - ref)))
         assert mf.theory_start(sol, 50)["q"].ndim == 1
+
+
+@pytest.mark.slow
+def test_toy_task_exact_finite_P_vs_laplace():
+    """On the toy task (P = 60, y₋ = ½, T = 0.05) the Monte-Carlo theory is the exact finite-P theory
+    that ``finite_P=True`` approximates by Laplace weights: the fractions agree within 3 standard
+    errors + 0.02 (the O(1/P) Laplace error), t within 3 %."""
+    task = mf.toy_task(60, 70, y_minus=0.5, seed=0)
+    lap = mf.solve(task, "erf", T=0.05, finite_P=True)
+    fl = mf.solve(task, "erf", T=0.05, fluctuations=True)
+    assert lap.converged and fl.converged, (lap.message, fl.message)
+    f_lap = dict(zip(lap.codes, lap.code_fractions))
+    for code, p, e in zip(fl.codes, fl.code_fractions, fl.info["code_fraction_se"]):
+        assert abs(p - f_lap.get(code, 0.0)) <= 3 * e + 0.02, (code, p, f_lap.get(code, 0.0), e)
+    assert np.linalg.norm(lap.field - fl.field) / np.linalg.norm(fl.field) < 0.03

@@ -239,11 +239,12 @@ def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_m
     tol : float
         Max-norm tolerance on the equations for ``converged``.
     fluctuations : bool
-        General data only: keep the fluctuations of z given a (:func:`.erf_fluct.solve_erf_fluct`:
-        replica-exchange Monte Carlo inside a stochastic Newton iteration; ``converged`` means the
-        equations hold within Monte-Carlo error). Needed when the neglected theory does not close
-        (random labels with P > N0) and for finite-P code fractions. On the toy task the
-        class-reduced theory already keeps them (exact integrals over z given a); ignored there.
+        Solve the exact N → ∞ theory at the task's P by Monte Carlo (:func:`.erf_fluct.solve_erf_fluct`:
+        replica-exchange sampling of the single-neuron posterior inside a stochastic Newton
+        iteration; ``converged`` means the equations hold within Monte-Carlo error), on any task.
+        On general data it keeps the fluctuations of z given a that the default neglects — needed
+        when that theory does not close (random labels with P > N0). On the toy task it gives the
+        exact finite-P fractions that ``finite_P=True`` approximates by Laplace weights.
     fluct_options : dict, optional
         Keyword arguments for :func:`.erf_fluct.solve_erf_fluct` (``n_sys``, ``sweeps``, ``seed``, ...).
 
@@ -276,15 +277,18 @@ def solve_erf(task, depth=1, T=0.0, finite_P=True, N=None, *, sigma_a2=None, y_m
     opts = dict(n_starts=check_int(n_starts, "n_starts", minimum=4), seed=check_int(seed, "seed", minimum=0),
                 tol=check_float(tol, "tol", minimum=0.0, strict=True))
     max_codes = check_int(max_codes, "max_codes", minimum=1)
+    if fluctuations:
+        if code_fractions is not None or all_schemes or y_minus is not None:
+            raise NotImplementedError("fluctuations=True: code_fractions, all_schemes and y_minus are not available "
+                                      "in the Monte-Carlo theory")
+        from .erf_fluct import solve_erf_fluct
+        return solve_erf_fluct(task, T, sigma_a2, **dict(dict(seed=opts["seed"]), **(fluct_options or {})))
     try:
         rho, Yc, classes = relu_toy.class_reduction(task, tol=1e-10)
     except NotImplementedError:
         if code_fractions is not None or all_schemes or y_minus is not None:
             raise NotImplementedError("general data: code_fractions, all_schemes and y_minus need the toy task "
                                       "(K0 = I, class-wise targets)") from None
-        if fluctuations:
-            from .erf_fluct import solve_erf_fluct
-            return solve_erf_fluct(task, T, sigma_a2, **dict(dict(seed=opts["seed"]), **(fluct_options or {})))
         from .erf_general import solve_erf_general
         return solve_erf_general(task, T, sigma_a2, n_starts=min(opts["n_starts"], 16), seed=opts["seed"])
     if rho.size > toy.MAX_CLASSES:
