@@ -114,6 +114,7 @@ def _moments(pr, t, Z, T):
     grads = T * t - pr.Y + c * K1s @ t                             # (n_sys, P, m)
     K1 = K1s.mean(axis=0)
     flat = F.reshape(-1, pr.P)
+    flat = flat[::max(1, flat.shape[0] // 20000)]                   # the Hessian needs no more samples
     G = c * flat[:, :, None] * (flat @ t)[:, None, :]               # ∇_t L per sample (n, P, m)
     G = G.reshape(G.shape[0], -1)
     H = T * np.eye(pr.P * pr.m) + c * np.kron(K1, np.eye(pr.m)) + np.cov(G, rowvar=False)
@@ -191,6 +192,8 @@ def solve_fluct(pr, *, t0=None, n_sys=8, n_lev=16, sweeps=(200, 400, 800, 1600),
                 tail.append(t.copy())
                 if len(tail) > n_average:
                     break
+            elif final and k == max_iter - 1:
+                break                                              # unconverged: keep t where it was evaluated
             t = t + step
             if final and zscore <= 2.0 * z_tol and n_sw < sweeps[-1]:   # at the noise level: lengthen the runs
                 n_sw = next(s for s in sweeps if s > n_sw)
