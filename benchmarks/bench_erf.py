@@ -41,13 +41,8 @@ def solve_times(neglected=False):
                       ("T = 0.03, P = 500 (Laplace)", dict(T=0.03, finite_P=True))):
         t, sol = _timed(lambda: mf.solve(task, "erf", **kw), reps=2)
         print(f"{label:34s} {t:9.3f}  {sol.converged}")
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((50, 100))
-    lab = rng.integers(0, 3, 100)
-    Y = np.full((100, 3), 0.5)
-    Y[np.arange(100), lab] = 1.0
-    gen = mf.Task(X, Y)
-    mf.solve(mf.Task(X[:20, :12], Y[:12]), "erf", T=0.1, fluctuations=True)     # compile / load the kernels
+    gen = mf.random_label_task(100, 50, y_plus=1.0, y_minus=0.5, seed=0)
+    mf.solve(mf.Task(gen.X[:20, :12], gen.Y[:12]), "erf", T=0.1, fluctuations=True)   # compile / load the kernels
     for T in (0.05, 0.01):
         t0 = time.perf_counter()
         sol = mf.solve(gen, "erf", T=T, fluctuations=True)

@@ -43,12 +43,7 @@ def _best(fn, reps=2):
 
 def solve_times():
     toy = mf.toy_task(500, 520, y_minus=-0.5)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((50, 100))
-    lab = rng.integers(0, 3, 100)
-    Y = np.full((100, 3), -0.5)
-    Y[np.arange(100), lab] = 1.0
-    gen = mf.Task(X, Y)
+    gen = mf.random_label_task(100, 50, y_plus=1.0, y_minus=-0.5, seed=0)
     print(f"{'ReLU solve':44s} {'time [s]':>9s}")
     print(f"{'toy task P = 500, T = 0.01':44s} {_best(lambda: mf.solve(toy, 'relu', T=0.01)):9.3f}")
     print(f"{'general data N0 = 50, P = 100, T = 0.01':44s} {_best(lambda: mf.solve(gen, 'relu', T=0.01), 1):9.3f}")

@@ -2,7 +2,7 @@
 
 Public API
 ----------
-toy_task, Task            tasks (:mod:`meanfield.tasks`)
+toy_task, random_label_task, Task   tasks (:mod:`meanfield.tasks`)
 nonlinearity              φ objects (:mod:`meanfield.nonlinearities`)
 default_sigma_a2          the paper's readout-prior scaling
 solve, Solution           theory solvers (:mod:`meanfield.theory`)
@@ -29,11 +29,11 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # imported before numpy/scipy (the CLI and the benchmarks do).
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-from .tasks import Task, toy_task  # noqa: E402
+from .tasks import Task, random_label_task, toy_task  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Task", "toy_task", "nonlinearity", "default_sigma_a2", "solve", "Solution",
+__all__ = ["Task", "toy_task", "random_label_task", "nonlinearity", "default_sigma_a2", "solve", "Solution",
            "sample", "Samples", "theory_start", "predict_samples", "compare", "Comparison", "analysis",
            "gp_baseline", "datasets"]
 

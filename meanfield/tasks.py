@@ -197,3 +197,46 @@ def toy_task(P, N0, ratios=(0.5, 0.25, 0.25), y_plus=1.0, y_minus=0.0, seed=0, P
         kw = dict(X_test=Xt, Y_test=targets(lt), labels_test=lt)
     return Task(X=X, Y=targets(labels), labels=labels, name="toy",
                 info=dict(ratios=tuple(ratios), y_plus=y_plus, y_minus=y_minus, seed=seed), **kw)
+
+
+def random_label_task(P, N0, n_classes=3, y_plus=1.0, y_minus=0.0, seed=0, P_test=0):
+    """General (non-orthogonal) data: i.i.d. standard Gaussian inputs with random class labels.
+
+    The general-data benchmark of the sigmoid and ReLU theories (e.g. N0 = 50, P = 100, three
+    classes): ``K0 = XᵀX / N0`` is not the identity and, for P > N0, not of full rank, and the labels
+    carry no structure, so fitting them needs diverse features.
+
+    Parameters
+    ----------
+    P : int
+        Number of training inputs.
+    N0 : int
+        Input dimension.
+    n_classes : int
+        Number of classes m (labels uniform in 0 … m − 1).
+    y_plus, y_minus : float
+        Target value on the true class and on the others.
+    seed : int
+        Random seed: inputs (N0 × (P + P_test)) are drawn first, then the labels.
+    P_test : int
+        Number of test inputs (drawn like the training ones).
+
+    Returns
+    -------
+    Task
+    """
+    P = check_int(P, "P", minimum=1)
+    N0 = check_int(N0, "N0", minimum=1)
+    n_classes = check_int(n_classes, "n_classes", minimum=1)
+    P_test = check_int(P_test, "P_test", minimum=0)
+    seed = check_int(seed, "seed", minimum=0)
+    y_plus = check_float(y_plus, "y_plus")
+    y_minus = check_float(y_minus, "y_minus")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N0, P + P_test))
+    lab = rng.integers(0, n_classes, P + P_test)
+    Y = np.full((P + P_test, n_classes), y_minus)
+    Y[np.arange(P + P_test), lab] = y_plus
+    if P_test == 0:
+        return Task(X, Y)
+    return Task(X[:, :P], Y[:P], X_test=X[:, P:], Y_test=Y[P:])

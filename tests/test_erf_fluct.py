@@ -83,12 +83,7 @@ def test_theory_vs_sampler_general_data_fluctuations():
     from meanfield.analysis import code_fractions
     from meanfield.code_agreement import sampled_codes
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((20, 80))
-    lab = rng.integers(0, 3, 80)
-    Y = np.full((80, 3), 0.5)
-    Y[np.arange(80), lab] = 1.0
-    task = mf.Task(X[:, :30], Y[:30], X_test=X[:, 30:], Y_test=Y[30:])
+    task = mf.random_label_task(30, 20, y_plus=1.0, y_minus=0.5, seed=0, P_test=50)
     T = 0.02
     sol = mf.solve(task, "erf", T=T, fluctuations=True)
     assert sol.converged, sol.message
@@ -124,12 +119,8 @@ def test_general_data_P100_random_labels_vs_sampler():
     from meanfield.analysis import code_fractions
     from meanfield.code_agreement import sampled_codes
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((50, 100))
-    lab = rng.integers(0, 3, 100)
-    Y = np.full((100, 3), 0.5)
-    Y[np.arange(100), lab] = 1.0
-    task = mf.Task(X, Y)
+    task = mf.random_label_task(100, 50, y_plus=1.0, y_minus=0.5, seed=0)
+    Y = task.Y
     T = 0.05
     sol = mf.solve(task, "erf", T=T, fluctuations=True)
     assert sol.converged, sol.message

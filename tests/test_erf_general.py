@@ -7,12 +7,7 @@ from meanfield.theory import erf_general as eg
 
 
 def gaussian_task(N0, P, seed=0, y_minus=0.5, K=3):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((N0, P))
-    lab = rng.integers(0, K, P)
-    Y = np.full((P, K), y_minus)
-    Y[np.arange(P), lab] = 1.0
-    return mf.Task(X, Y)
+    return mf.random_label_task(P, N0, n_classes=K, y_plus=1.0, y_minus=y_minus, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +102,7 @@ def test_theory_vs_sampler_general_data():
     from meanfield.analysis import code_fractions
     from meanfield.code_agreement import sampled_codes
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((20, 80))
-    lab = rng.integers(0, 3, 80)
-    Y = np.full((80, 3), 0.5)
-    Y[np.arange(80), lab] = 1.0
-    task = mf.Task(X[:, :30], Y[:30], X_test=X[:, 30:], Y_test=Y[30:])
+    task = mf.random_label_task(30, 20, y_plus=1.0, y_minus=0.5, seed=0, P_test=50)
     sol = mf.solve(task, "erf", T=0.02)
     assert sol.converged, sol.message
     s = mf.sample(task, "erf", 200, T=0.02, steps=1500, space="preactivation", seed=1, thin=5, progress=False,

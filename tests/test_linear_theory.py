@@ -447,3 +447,18 @@ def test_other_nonlinearities_dispatch(toy):
         if importlib.util.find_spec(f"meanfield.theory.{name}") is None:
             with pytest.raises(NotImplementedError, match=name):
                 mf.solve(toy, name)
+
+
+def test_random_label_task():
+    """Gaussian inputs with uniform random labels: shapes, one-hot targets, test split drawn with the
+    training inputs (same seed → same task), clear errors."""
+    t = mf.random_label_task(30, 20, n_classes=4, y_plus=1.0, y_minus=-0.5, seed=3, P_test=10)
+    assert t.X.shape == (20, 30) and t.Y.shape == (30, 4) and t.X_test.shape == (20, 10)
+    assert np.all(np.sort(t.Y, axis=1)[:, :-1] == -0.5) and np.all(t.Y.max(axis=1) == 1.0)
+    assert np.array_equal(t.labels, np.argmax(t.Y, axis=1))
+    assert np.array_equal(mf.random_label_task(30, 20, n_classes=4, seed=3, P_test=10).X, t.X)
+    assert abs(np.linalg.eigvalsh(t.K0).min()) < 1e-10            # P > N0: K0 has rank N0
+    with pytest.raises(ValueError, match="n_classes"):
+        mf.random_label_task(10, 5, n_classes=0)
+    with pytest.raises(TypeError, match="P_test"):
+        mf.random_label_task(10, 5, P_test=1.5)
