@@ -21,6 +21,7 @@ Monte-Carlo error (batch means over independent ladders).
 from __future__ import annotations
 
 import numpy as np
+from scipy import linalg
 
 from .._kernels.tempered_ess import tempered_ess
 from .._validation import check_int
@@ -106,8 +107,9 @@ class TiltedEnsemble:
 
 
 def _moments(pr, t, Z, T):
-    """Gradient of S at temperature T (mean over ladders), its standard error, the Hessian, the kernel and
-    the expected squared Newton decrement of the gradient's noise, tr(H⁻¹ Cov(ḡ)) (batch means)."""
+    """Gradient of S at temperature T (mean over ladders), its standard error, the Cholesky factor of
+    the Hessian, the kernel and the expected squared Newton decrement of the gradient's noise,
+    tr(H⁻¹ Cov(ḡ)) (batch means)."""
     c = pr.s / pr.P
     F = pr.f(Z)                                                    # (n_sys, n, P)
     K1s = np.einsum("snp,snq->spq", F, F) / F.shape[1]
@@ -118,10 +120,22 @@ def _moments(pr, t, Z, T):
     G = c * flat[:, :, None] * (flat @ t)[:, None, :]               # ∇_t L per sample (n, P, m)
     G = G.reshape(G.shape[0], -1)
     H = T * np.eye(pr.P * pr.m) + c * np.kron(K1, np.eye(pr.m)) + np.cov(G, rowvar=False)
-    Hinv = np.linalg.inv(H)
+    cf = linalg.cho_factor(H)
     d = (grads - grads.mean(axis=0)).reshape(grads.shape[0], -1)
-    noise2 = float(np.einsum("si,ij,sj->", d, Hinv, d)) / (grads.shape[0] * (grads.shape[0] - 1))
-    return grads.mean(axis=0), grads.std(axis=0, ddof=1) / np.sqrt(grads.shape[0]), H, K1, noise2
+    noise2 = float(np.sum(d.T * linalg.cho_solve(cf, d.T))) / (grads.shape[0] * (grads.shape[0] - 1))
+    return grads.mean(axis=0), grads.std(axis=0, ddof=1) / np.sqrt(grads.shape[0]), cf, K1, noise2
+
+
+def _measure(ens, pr, t, T, n_sweeps):
+    """Burn in at t (then re-space the ladder), run ``n_sweeps`` and estimate the equations there."""
+    _, Lout = ens.run(t, max(n_sweeps // 2, 20))
+    ens.respace(Lout)
+    trips0 = int(ens.trips.sum())
+    Z, Lout = ens.run(t, n_sweeps)
+    g, se, cf, K1, noise2 = _moments(pr, t, Z, T)
+    return dict(Z=Z, Lout=Lout, g=g, cf=cf, K1=K1, noise2=noise2, trips=int(ens.trips.sum()) - trips0,
+                res=float(np.max(np.abs(g))),
+                zscore=float(np.sqrt(np.mean(g * g) / max(np.mean(se * se), 1e-300))))
 
 
 def _schedule(T, T_start, factor=0.6):
@@ -161,24 +175,18 @@ def solve_fluct(pr, *, t0=None, n_sys=8, n_lev=16, sweeps=(200, 400, 800, 1600),
         final = T == temps[-1]
         n_sw = sweeps[0]
         for k in range(max_iter if final else 3):
-            Z, Lout = ens.run(t, max(n_sw // 2, 20))               # burn-in at the new t, then respace
-            ens.respace(Lout)
-            trips0 = int(ens.trips.sum())
-            Z, Lout = ens.run(t, n_sw)
-            trips = int(ens.trips.sum()) - trips0
-            g, se, H, K1, noise2 = _moments(pr, t, Z, T)
-            zscore = float(np.sqrt(np.mean(g * g) / max(np.mean(se * se), 1e-300)))
-            res = float(np.max(np.abs(g)))
-            step = -np.linalg.solve(H, g.ravel()).reshape(t.shape)
+            ms = _measure(ens, pr, t, T, n_sw)
+            g, zscore = ms["g"], ms["zscore"]
+            step = -linalg.cho_solve(ms["cf"], g.ravel()).reshape(t.shape)
             decrement = float(np.sqrt(max(-np.sum(step * g), 0.0)))    # Newton decrement √(gᵀH⁻¹g)
-            noise = float(np.sqrt(noise2))                            # its value for a pure-noise gradient
+            noise = float(np.sqrt(ms["noise2"]))                      # its value for a pure-noise gradient
             step /= 1.0 + decrement                                   # damped Newton (self-concordant step)
             cap = max_step * max(np.max(np.abs(t)), 1.0)
             if np.max(np.abs(step)) > cap:
                 step *= cap / np.max(np.abs(step))
-            history.append(dict(it=it, T=T, sweeps=n_sw, residual=res, zscore=zscore,
+            history.append(dict(it=it, T=T, sweeps=n_sw, residual=ms["res"], zscore=zscore,
                                 step=float(np.max(np.abs(step))), decrement=decrement, noise_decrement=noise,
-                                round_trips=trips, levels=int(ens.betas.size),
+                                round_trips=ms["trips"], levels=int(ens.betas.size),
                                 swap_min=float(ens.swap_rates().min())))
             it += 1
             if progress is not None:
@@ -199,20 +207,14 @@ def solve_fluct(pr, *, t0=None, n_sys=8, n_lev=16, sweeps=(200, 400, 800, 1600),
                 n_sw = next(s for s in sweeps if s > n_sw)
     if tail:                                                       # Polyak average of the converged iterates
         t = np.mean(tail, axis=0)
-        Z, Lout = ens.run(t, max(n_sw // 2, 20))
-        trips0 = int(ens.trips.sum())
-        Z, Lout = ens.run(t, 2 * n_sw)
-        trips = int(ens.trips.sum()) - trips0
-        g, se, H, K1, _ = _moments(pr, t, Z, pr.T)
-        res = float(np.max(np.abs(g)))
-        zscore = float(np.sqrt(np.mean(g * g) / max(np.mean(se * se), 1e-300)))
-        history.append(dict(it=it, T=pr.T, sweeps=2 * n_sw, residual=res, zscore=zscore, averaged=len(tail),
-                            round_trips=trips))
-        done = zscore <= 1.5 * z_tol
-    logZ = float(_trapezoid(Lout.mean(axis=(0, 1)), ens.betas))     # thermodynamic integration
+        ms = _measure(ens, pr, t, pr.T, 2 * n_sw)
+        history.append(dict(it=it, T=pr.T, sweeps=2 * n_sw, residual=ms["res"], zscore=ms["zscore"],
+                            averaged=len(tail), round_trips=ms["trips"]))
+        done = ms["zscore"] <= 1.5 * z_tol
+    logZ = float(_trapezoid(ms["Lout"].mean(axis=(0, 1)), ens.betas))   # thermodynamic integration
     S = 0.5 * pr.T * np.sum(t * t) - np.sum(t * pr.Y) + logZ
-    return dict(t=t, Z=Z, K1=K1, residual=res, zscore=zscore, converged=done, history=history, S=S,
-                round_trips=trips,
+    return dict(t=t, Z=ms["Z"], K1=ms["K1"], residual=ms["res"], zscore=ms["zscore"], converged=done,
+                history=history, S=S, round_trips=ms["trips"],
                 swap_rates=ens.swap_rates(), betas=ens.betas, evals=int(ens.evals.sum()))
 
 
