@@ -25,7 +25,7 @@ from scipy.special import ndtr
 
 from meanfield._kernels import leapfrog_identity as li
 from meanfield._kernels import network as nw
-from meanfield._kernels.fastphi import DPHI_ERF, KAPPA, activate_erf, exp_neg
+from meanfield._kernels.fastphi import DPHI_ERF, KAPPA, activate_erf, erf_phi_dphi_f32, exp_neg
 from meanfield.nonlinearities import nonlinearity
 
 
@@ -127,13 +127,86 @@ def test_fused_trajectory_equals_generic_leapfrog(name, m):
                    *nw.alloc_scratch(dims, P))
     p_ref, q_ref, g_ref = p.copy(), q.copy(), g.copy()
     ep_ref, el_ref, kin_ref = _generic_trajectory(phi, p_ref, q_ref, g_ref, eps, n_leap, Y, sig_a, T, N)
-    iws = li.alloc_identity_workspace(N, P, m)
+    iws = li.alloc_identity_workspace(N, P, m, False)       # no surrogate forces: the same steps exactly
     ok, ep, el, kin = li.trajectory_identity(phi.code, phi.prog, p, q, g, eps, n_leap, Y, sig_a, T, N, iws)
     assert ok
     for got, ref in ((ep, ep_ref), (el, el_ref), (kin, kin_ref)):
         assert abs(got - ref) <= 1e-11 * abs(ref)
     for got, ref in ((q, q_ref), (p, p_ref), (g, g_ref)):
         assert np.max(np.abs(got - ref)) <= 1e-11 * np.max(np.abs(ref))
+
+
+@numba.njit(error_model="numpy")
+def _f32_array(z):
+    h, d = np.empty_like(z), np.empty_like(z)
+    for k in range(z.shape[0]):
+        h[k], d[k] = erf_phi_dphi_f32(z[k])
+    return h, d
+
+
+def test_float32_surrogate_sigmoid_absolute_error():
+    z = np.concatenate([np.linspace(-60, 60, 1_200_001), [-1e30, -1e6, 0.0, 1e6, 1e30]]).astype(np.float32)
+    h, d = _f32_array(z)
+    assert h.dtype == np.float32 and d.dtype == np.float32
+    u = KAPPA * z.astype(np.float64)
+    assert np.max(np.abs(h - ndtr(u))) <= 3e-7
+    assert np.max(np.abs(d - DPHI_ERF * np.exp(-0.5 * u * u))) <= 1e-7
+    assert np.all((h >= 0) & (h <= 1) & (d >= 0))
+
+
+def _trajectory_setup(m=3, seed=3):
+    rng = np.random.default_rng(seed)
+    phi = nonlinearity("erf")
+    N, P = 13, 11
+    n = N * P + N * m
+    Y = rng.standard_normal((P, m))
+    q, p, g = rng.standard_normal(n), rng.standard_normal(n), np.empty(n)
+    dims = np.array([N, P, 1, m], dtype=np.int64)
+    scratch = nw.alloc_scratch(dims, P)
+    eye = np.eye(P)
+
+    def energy_grad(x, grad):
+        return nw.energy_grad(phi.code, phi.prog, x, grad, eye, eye, False, dims, Y, 0.3, 0.05, *scratch)
+    energy_grad(q, g)
+    return phi, N, P, m, Y, q, p, g, energy_grad
+
+
+@pytest.mark.parametrize("m", [3, 6])
+def test_surrogate_trajectory_ends_with_exact_energy_and_gradient(m):
+    """Surrogate forces in the n − 1 full kicks only: the end point's energies and gradient are exact,
+    and the end point is within the surrogate's error of the exact-force trajectory."""
+    phi, N, P, m, Y, q0, p0, g0, energy_grad = _trajectory_setup(m)
+    out = {}
+    for surrogate in (False, True):
+        p, q, g = p0.copy(), q0.copy(), g0.copy()
+        ok, ep, el, kin = li.trajectory_identity(phi.code, phi.prog, p, q, g, 0.01, 9, Y, 0.3, 0.05, N,
+                                                 li.alloc_identity_workspace(N, P, m, surrogate))
+        assert ok
+        out[surrogate] = (p, q, g, ep, el, kin)
+    p, q, g, ep, el, kin = out[True]
+    g_exact = np.empty_like(g)
+    ep_exact, el_exact = energy_grad(q, g_exact)
+    assert abs(ep - ep_exact) <= 1e-11 * abs(ep_exact) and abs(el - el_exact) <= 1e-11 * abs(el_exact)
+    assert np.max(np.abs(g - g_exact)) <= 1e-11 * np.max(np.abs(g_exact))
+    assert abs(kin - 0.5 * p @ p) <= 1e-11 * kin
+    q_ref = out[False][1]
+    dq = np.max(np.abs(q - q_ref)) / np.max(np.abs(q_ref - q0))
+    assert 0.0 < dq <= 1e-5            # differs (the surrogate is used) but only at its 1e-7 error
+
+
+def test_surrogate_trajectory_is_reversible():
+    """Run forward, flip the momentum, run back: the start point is recovered to rounding error,
+    the property (with volume preservation) that keeps the Metropolis-corrected chain exact."""
+    phi, N, P, m, Y, q0, p0, g0, _ = _trajectory_setup()
+    iws = li.alloc_identity_workspace(N, P, m, True)
+    p, q, g = p0.copy(), q0.copy(), g0.copy()
+    li.trajectory_identity(phi.code, phi.prog, p, q, g, 0.02, 12, Y, 0.3, 0.05, N, iws)
+    assert np.max(np.abs(q - q0)) > 1e-2
+    p = -p
+    li.trajectory_identity(phi.code, phi.prog, p, q, g, 0.02, 12, Y, 0.3, 0.05, N, iws)
+    assert np.max(np.abs(q - q0)) <= 1e-12 * np.max(np.abs(q0))
+    assert np.max(np.abs(p + p0)) <= 1e-12 * np.max(np.abs(p0))
+    assert np.max(np.abs(g - g0)) <= 1e-11 * np.max(np.abs(g0))
 
 
 def test_fused_trajectory_does_not_depend_on_the_thread_count():

@@ -248,18 +248,19 @@ def alloc_scratch(dims, P):
 
 
 @nb.njit(cache=True)
-def alloc_workspace(dims, P, n):
+def alloc_workspace(dims, P, n, surrogate=True):
     """Every array a trajectory needs, allocated once per run (fresh pages cost more than the math).
 
     For one hidden layer with r = P (possibly the identity geometry) this includes the
-    work arrays of the fused trajectory (:mod:`meanfield._kernels.leapfrog_identity`).
+    work arrays of the fused trajectory (:mod:`meanfield._kernels.leapfrog_identity`);
+    ``surrogate=False`` turns off its float32 surrogate forces (sigmoid only; benchmarks).
     """
     N, r, L, m = dims[0], dims[1], dims[2], dims[3]
     Z, H, D, F, dZ, tmp, tmpw, tmpc = alloc_scratch(dims, P)
     if L == 1 and r == P:
-        iws = alloc_identity_workspace(N, P, m)
+        iws = alloc_identity_workspace(N, P, m, surrogate)
     else:
-        iws = alloc_identity_workspace(1, 1, m)
+        iws = alloc_identity_workspace(1, 1, m, False)
     return (Z, H, D, F, dZ, tmp, tmpw, tmpc, np.zeros(n), np.zeros(n), np.zeros(n), iws)
 
 
