@@ -6,6 +6,10 @@ block loops of the trajectory, so that LLVM vectorizes over the P preactivations
 float32 surrogate of the intermediate leapfrog steps, evaluated in a second, 16-lane loop over
 the row), ``RELU`` or ``_GENERIC`` (any other code). Stored φ, φ' arrays may be float64 or
 float32 (the surrogate steps); every other array is float64.
+
+numba's on-disk cache keys a function on its own source file only: after editing this module
+(or ``fastphi.py``) delete ``meanfield/_kernels/__pycache__/leapfrog_identity.*.nb*`` and
+``network.*.nb*``, or the callers keep running the inlined old code.
 """
 import numba as nb
 import numpy as np
