@@ -61,12 +61,7 @@ def test_v_grid_satisfies_stein_identity():
     B, d, n = 0.25 + 0.01 * np.eye(3), 0.05 * np.ones(3), 500 * RHO
     h = T_ROWS @ np.array([-0.3, 1.5, 1.5])
     for dy, tol in ((0.25, 1e-5), (0.15, 1e-8)):
-        defaults = lay.grid_posterior.__defaults__
-        lay.grid_posterior.__defaults__ = (10.0, 81, dy, None)
-        try:
-            vp = lay.v_posterior(h, d, B, n)
-        finally:
-            lay.grid_posterior.__defaults__ = defaults
+        vp = lay.v_posterior(h, d, B, n, geometry=lay.Geometry(dy=dy, max_pts=81))
         rhs = B @ (np.outer(n, n) * vp["gv_gv"] + np.diag(n * vp["gvv"])) @ B
         assert np.max(np.abs(vp["vv"] - B - rhs)) < tol * np.max(np.abs(vp["vv"]))
         assert np.max(np.abs(vp["v_mean"] - B @ (n * vp["post"]["avg"]("dv")))) < tol * np.max(np.abs(vp["v_mean"]))

@@ -24,9 +24,10 @@ MAX_CLASSES = 4          # the feature layer integrates v over a K-dimensional g
 class DeepState:
     """Problem data and warm starts (mode positions) carried between residual evaluations."""
 
-    def __init__(self, rho, Yc, s, P, T):
+    def __init__(self, rho, Yc, s, P, T, geometry=None):
         self.rho, self.Yc, self.s, self.P, self.T = rho, Yc, float(s), float(P), float(T)
         self.K, self.m = Yc.shape
+        self.geometry = lay.Geometry() if geometry is None else geometry   # quadrature grids of this solve
         self.A = None            # feature-layer modes (readouts) to warm-start from
         self.U = None            # first-layer modes
 
@@ -56,7 +57,7 @@ def _feature_mixture(st, t, d, B, search=False, n_random=0, seed=0):
             R = st.s * float(st.rho @ np.linalg.norm(t, axis=1))
             U = rng.standard_normal((n_random, m))
             starts += list(U * (R * rng.uniform(0, 1, n_random) ** (1 / m) / np.linalg.norm(U, axis=1))[:, None])
-    A, F, gn, H, vps = lay.feature_modes(t, d, B, st.rho, st.P, st.s, np.array(starts))
+    A, F, gn, H, vps = lay.feature_modes(t, d, B, st.rho, st.P, st.s, np.array(starts), geometry=st.geometry)
     logw = st.P * F - 0.5 * np.linalg.slogdet(-H)[1]
     w = np.exp(logw - logw.max())
     keep = w / w.sum() > 1e-10
@@ -81,7 +82,7 @@ def evaluate(x, st, search=False, n_random=0, seed=0):
     t, lam, C = st.unpack(x)
     if np.linalg.eigvalsh(C)[0] <= 0:
         raise FloatingPointError("C is not positive definite")
-    l1 = lay.layer1_posterior(lam, C, st.rho, st.P)
+    l1 = lay.layer1_posterior(lam, C, st.rho, st.P, geometry=st.geometry)
     d, B = l1["d"], l1["B"]
     fl = _feature_mixture(st, t, d, B, search, n_random, seed)
     Pw = fl["P"]
@@ -114,11 +115,8 @@ def _root(st, x0, tol, max_nfev, progress=False):
         return R
 
     fun(x0 / scale)                                    # set the grid geometries at x0, then freeze them
-    lay.GEOMETRY["frozen"] = True
-    try:
+    with st.geometry.freeze():
         sol = optimize.root(fun, x0 / scale, method="hybr", options=dict(xtol=1e-12, maxfev=max_nfev, eps=1e-6))
-    finally:
-        lay.GEOMETRY["frozen"] = False
     return sol.x * scale, nfev[0]
 
 
@@ -244,11 +242,8 @@ def _solve_t(st, t, lam, C):
         return R[:st.K * st.m]
 
     fun(t.ravel())
-    lay.GEOMETRY["frozen"] = True
-    try:
+    with st.geometry.freeze():
         sol = optimize.root(fun, t.ravel(), method="hybr", options=dict(eps=1e-6, xtol=1e-9))
-    finally:
-        lay.GEOMETRY["frozen"] = False
     return sol.x.reshape(st.K, st.m), sol.nfev + 1
 
 

@@ -31,10 +31,10 @@ import numpy as np
 from scipy.special import ndtr
 
 from .._kernels.phi import KAPPA
-from .erf_deep_grid import GEOMETRY, _dedupe, _lse, _modes, _newton_ascent, grid_posterior  # noqa: F401
-# (GEOMETRY and grid_posterior are re-exported: erf_deep and the tests reach them as erf_deep_layers.*)
+from .erf_deep_grid import Geometry, _dedupe, _lse, _modes, _newton_ascent, grid_posterior  # noqa: F401
+# (Geometry and grid_posterior are re-exported: erf_deep and the tests reach them as erf_deep_layers.*)
 
-__all__ = ["phi", "layer1_moments", "grid_posterior", "layer1_posterior", "feature_tables",
+__all__ = ["phi", "layer1_moments", "Geometry", "grid_posterior", "layer1_posterior", "feature_tables",
            "v_posterior", "feature_free_energy", "feature_modes"]
 
 _Z = np.linspace(-10.0, 10.0, 801)
@@ -72,7 +72,7 @@ def layer1_moments(lam, U):
     return dict(psi=psi, m=m, var=var, k3=k3, k4=k4, q=var + m * m)
 
 
-def layer1_posterior(lam, C, rho, P):
+def layer1_posterior(lam, C, rho, P, geometry=None):
     """Exact first-layer single-neuron posterior (L1) for ``u ~ N(0, C)``, ``C = L̂ / P``.
 
     Returns
@@ -81,7 +81,8 @@ def layer1_posterior(lam, C, rho, P):
     the kernel parts ``d`` (K,) and ``B`` (K × K) of ``K1 = diag(d_c) + E B Eᵀ``
     (``B_cc' = E_u[m_c m_c']``, ``d_c = E_u[Var_c φ]``), the code fractions ``code_fractions``
     (dict; a neuron's code is ``1[class mean of φ > ½]`` with the class mean over its n_c inputs
-    Gaussian given u), the grid posterior ``post``.
+    Gaussian given u), the grid posterior ``post``. ``geometry``: :class:`Geometry` (quadrature
+    settings; while frozen, the stored modes and grid of key ``"layer1"`` are reused).
     """
     K = len(rho)
     n = P * rho
@@ -99,13 +100,15 @@ def layer1_posterior(lam, C, rho, P):
         H = np.einsum("nc,cd->ncd", n * mo["var"], np.eye(K)) - Q[None]
         return F, Gr, H
 
-    if GEOMETRY["frozen"] and "layer1" in GEOMETRY["store"]:
-        X, F, H = GEOMETRY["store"]["layer1_modes"]
+    geometry = Geometry() if geometry is None else geometry
+    stored = geometry.get("layer1_modes")
+    if stored is not None and geometry.get("layer1") is not None:
+        X, F, H = stored
     else:
         bits = np.vstack([np.array(list(itertools.product((0.05, 0.95), repeat=K))), np.full((1, K), 0.5)])
         X, F, H = _modes(fun, (bits * n) @ C, floor=0.5 * np.linalg.eigvalsh(Q)[0])
-        GEOMETRY["store"]["layer1_modes"] = (X, F, H)
-    post = grid_posterior(make, Q, np.linalg.slogdet(2 * np.pi * C)[1], X, H, key="layer1")
+        geometry.put("layer1_modes", (X, F, H))
+    post = grid_posterior(make, Q, np.linalg.slogdet(2 * np.pi * C)[1], X, H, key="layer1", geometry=geometry)
     tab, U, w = post["tables"], post["U"], post["w"]
     M, V = tab("m", U), np.maximum(tab("var", U), 1e-300)
     B = np.einsum("p,pc,pd->cd", w, M, M)
@@ -185,9 +188,10 @@ def _v_mode(h, d, B, n, v0=None):
     return X[0], H[0]
 
 
-def v_posterior(h, d, B, n, v0=None, key=None):
+def v_posterior(h, d, B, n, v0=None, key=None, geometry=None):
     """The K-dimensional v-average of (L2) for one field vector ``h`` (exact grid quadrature,
-    :func:`grid_posterior` around the mode of ``log p(v | a)``).
+    :func:`grid_posterior` around the mode of ``log p(v | a)``; ``key``, ``geometry``: its grid, see
+    :class:`Geometry`).
 
     Returns
     -------
@@ -195,8 +199,10 @@ def v_posterior(h, d, B, n, v0=None, key=None):
     ``gvv`` = ⟨∂²_v G_c⟩ (K,), ``gv_gv`` = ⟨∂_v G_c ∂_v G_c'⟩ and ``cov_phi`` (K × K covariance of
     ⟨φ⟩_c over v), ``vv`` = ⟨v vᵀ⟩, ``v_mean``, ``mode`` and the grid posterior ``post``.
     """
-    if key is not None and GEOMETRY["frozen"] and key in GEOMETRY["store"]:
-        mode, H = GEOMETRY["store"][key][0], None
+    geometry = Geometry() if geometry is None else geometry
+    stored = geometry.get(key)
+    if stored is not None:
+        mode, H = stored[0], None
     else:
         mode, H = _v_mode(h, d, B, n, v0)
 
@@ -206,7 +212,7 @@ def v_posterior(h, d, B, n, v0=None, key=None):
             dict(f=n[c] * tab["G"][0])
 
     post = grid_posterior(make, np.linalg.inv(B), np.linalg.slogdet(2 * np.pi * B)[1], mode[None],
-                          None if H is None else H[None], key=key)
+                          None if H is None else H[None], key=key, geometry=geometry)
     w, U, tab = post["w"], post["U"], post["tables"]
     ph, gv = tab("phi", U), tab("dv", U)
     mphi = w @ ph
@@ -217,12 +223,12 @@ def v_posterior(h, d, B, n, v0=None, key=None):
     return out
 
 
-def feature_free_energy(a, t, d, B, rho, P, s, v0=None, key=None):
+def feature_free_energy(a, t, d, B, rho, P, s, v0=None, key=None, geometry=None):
     """F2 of (L2) at one readout ``a``, its gradient and Hessian (Laplace in a), and the v-posterior."""
     a = np.asarray(a, float)
     n = P * rho
     h = t @ a
-    vp = v_posterior(h, d, B, n, v0, key)
+    vp = v_posterior(h, d, B, n, v0, key, geometry)
     F = -a @ a / (2 * s) + vp["logZ"] / P
     grad = -a / s + (rho * vp["phi"]) @ t
     M = np.diag(rho * vp["var"]) + P * np.outer(rho, rho) * vp["cov_phi"]
@@ -230,16 +236,18 @@ def feature_free_energy(a, t, d, B, rho, P, s, v0=None, key=None):
     return F, grad, hess, vp
 
 
-def feature_modes(t, d, B, rho, P, s, starts, maxiter=60, gtol=1e-10):
+def feature_modes(t, d, B, rho, P, s, starts, maxiter=60, gtol=1e-10, geometry=None):
     """Local maxima of F2 reached by damped Newton ascent from each row of ``starts``.
 
     Returns (A, F, grad norms, Hessians, v-posteriors) of the distinct maxima (F descending).
+    The v-grid of start i is stored in ``geometry`` (:class:`Geometry`) under key ``("v", i)``.
     """
+    geometry = Geometry() if geometry is None else geometry
     res = []
     for i, a in enumerate(np.atleast_2d(starts)):
         a = np.array(a, float)
         key = ("v", i)
-        F, g, H, vp = feature_free_energy(a, t, d, B, rho, P, s, key=key)
+        F, g, H, vp = feature_free_energy(a, t, d, B, rho, P, s, key=key, geometry=geometry)
         for _ in range(maxiter):
             if np.linalg.norm(g) <= gtol * (1 + np.linalg.norm(a)) / s:
                 break
@@ -248,7 +256,7 @@ def feature_modes(t, d, B, rho, P, s, starts, maxiter=60, gtol=1e-10):
             D = V @ ((V.T @ g) / lam)
             step, ok = 1.0, False
             for _ in range(30):
-                Fn, gn, Hn, vpn = feature_free_energy(a + step * D, t, d, B, rho, P, s, vp["mode"], key)
+                Fn, gn, Hn, vpn = feature_free_energy(a + step * D, t, d, B, rho, P, s, vp["mode"], key, geometry)
                 if Fn >= F + 1e-4 * step * (g @ D):
                     ok = True
                     break
