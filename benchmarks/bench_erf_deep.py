@@ -1,12 +1,16 @@
 """Two-hidden-layer sigmoid networks on the toy task: theory vs weight-space sampler (issue 6).
 
     python benchmarks/bench_erf_deep.py --agreement [--N 500] [--T 0.04] [--steps 1000] [--anneal 0.15]
+    python benchmarks/bench_erf_deep.py --coded [--N 100] [--T 0.02] [--steps 20000] [--theory]
 
 Paper Fig. 5 setting: N = P = 500, N0 = 520, ρ = [½, ¼, ¼], y₊ = 1, y₋ = ½. Weight space is the only
 sampler for depth 2 and it is slow (N = P = 100: ≈ 0.3 s per transition on a shared core); the
 default scale here is N = P = 100. Prints per layer: code fractions, switching neurons, kernel class
 blocks (d, B), KS distance of the first-layer preactivation distribution per class, and for the
 feature layer the readouts per code and the field t. Numbers: docs/theory_erf_deep.md §6.
+``--coded``: the coded regime (lower T, docs §8): sampler table per layer (code fractions, switches,
+kernel blocks, pooled preactivation histograms per class, readouts per feature code, field), and with
+``--theory`` the ``start="coded"`` solve next to it (not converged so far: its residual is printed).
 """
 from __future__ import annotations
 
@@ -115,6 +119,64 @@ def agreement(N=100, T=0.04, steps=1000, anneal=0.15, seed=1, P=None):
     return sol, s, cmp
 
 
+def sampler_layers(samples, task, K=3, bins=np.linspace(-5.0, 5.0, 21)):
+    """Per-layer numbers of a depth-2 run: code fractions, switches, kernel blocks, class histograms."""
+    lab = task.labels
+    out = {}
+    for layer in (1, 2):
+        Z = np.asarray(samples.preactivations[layer - 1], float)
+        C = neuron_codes(ndtr(KAPPA * Z), lab, n_classes=K)
+        sw = code_switching(C)
+        hist = [np.histogram(Z[:, :, lab == c], bins=bins, density=True)[0] for c in range(K)]
+        out[layer] = dict(fractions=code_fractions(C), switching_neurons=sw["switching_neurons"],
+                          switches=sw["switches"], blocks=kernel_blocks(Z, lab, K), hist=hist, bins=bins, codes=C)
+    C2 = out[2]["codes"]
+    out["readouts"] = {}
+    for code in out[2]["fractions"]:
+        sel = np.all(C2 == np.array(code, dtype=np.int8), axis=-1)
+        out["readouts"][code] = samples.readouts[sel].mean(axis=0)
+    out["field"] = (task.Y - samples.mean_prediction)
+    return out
+
+
+def print_sampler_layers(r, T, classes):
+    fmt = lambda c: "-".join(map(str, c))
+    for layer in (1, 2):
+        q = r[layer]
+        fr = sorted(q["fractions"].items(), key=lambda kv: -kv[1])
+        print(f"layer {layer}: switching neurons {q['switching_neurons']}, switches {q['switches']}")
+        print("   fractions " + ", ".join(f"{fmt(c)} {p:.3f}" for c, p in fr))
+        d, B = q["blocks"]
+        print(f"   d {np.round(d, 4).tolist()}  B {np.round(B, 4).tolist()}")
+        mid = 0.5 * (q["bins"][1:] + q["bins"][:-1])
+        print("   p(z) per class on z = " + " ".join(f"{z:5.1f}" for z in mid))
+        for c, h in enumerate(q["hist"]):
+            print(f"     class {c}:          " + " ".join(f"{v:5.3f}" for v in h))
+    for code, a in r["readouts"].items():
+        print(f"readout {fmt(code)}: {np.round(a, 3).tolist()}")
+    print(f"field t per class: {np.round(r['field'][classes] / T, 2).tolist()}")
+
+
+def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, max_outer=20):
+    """The coded regime (docs §8): sampler per layer; with ``theory`` the ``start="coded"`` solve."""
+    task = mf.toy_task(N, N + 20, y_minus=0.5)
+    t0 = time.time()
+    s = mf.sample(task, "erf", N, depth=2, T=T, steps=steps, seed=seed, space="weight", thin=max(1, steps // 400),
+                  anneal=anneal, progress=False)
+    err = float(np.mean((task.Y - s.mean_prediction) ** 2))
+    print(f"sampler N = P = {N}, T = {T}: {time.time() - t0:.0f} s ({steps} transitions, annealed from {anneal}); "
+          f"train error/T {err / T:.3f}")
+    classes = [list(task.labels).index(c) for c in range(3)]
+    r = sampler_layers(s, task)
+    print_sampler_layers(r, T, classes)
+    if theory:
+        t0 = time.time()
+        sol = mf.solve(task, "erf", depth=2, T=T, start="coded", max_outer=max_outer, n_random=8)
+        print(f"theory (start='coded'): {time.time() - t0:.0f} s, {sol.message}")
+        print_comparison(layer_comparison(sol, s, task))
+    return s, r
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agreement", action="store_true", help="theory vs sampler (the Fig. 5 setting at --N)")
@@ -124,8 +186,12 @@ def main():
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--anneal", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--coded", action="store_true", help="the coded regime (sampler table; --theory adds the solve)")
+    ap.add_argument("--theory", action="store_true")
     args = ap.parse_args()
-    if args.agreement:
+    if args.coded:
+        coded(args.N, args.T, args.steps, args.anneal, args.seed, args.theory)
+    elif args.agreement:
         agreement(args.N, args.T, args.steps, args.anneal, args.seed, args.P)
     else:
         task = mf.toy_task(args.P or args.N, (args.P or args.N) + 20, y_minus=0.5)

@@ -157,3 +157,39 @@ def test_sampler_agreement_first_layer_switches_feature_layer_frozen(solved100):
     assert np.max(np.abs(l1["d"][0] - l1["d"][1])) < 0.05 * np.max(l1["d"][0])
     assert l2["max_fraction_error"] < 0.05
     assert max(cmp["readout_rel_error"].values()) < 0.05 and cmp["t_rel_error"] < 0.05
+
+
+def test_geometric_step_of_the_coded_iteration():
+    """C^½ (C^-½ G C^-½)^w C^½: w = 0 → C, w = 1 → G, PSD in between, log-distance of the eigenvalues."""
+    from meanfield.theory.erf_deep import _geometric_step
+    C = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.5]])
+    G = np.diag([1e3, 1.0, 1e-2]) + 0.1
+    for w, target in ((0.0, C), (1.0, G)):
+        assert np.max(np.abs(_geometric_step(C, G, w)[0] - target)) < 1e-9 * np.max(np.abs(target))
+    half, dist = _geometric_step(C, G, 0.5)
+    assert np.linalg.eigvalsh(half)[0] > 0
+    lm = np.linalg.eigvals(np.linalg.solve(C, G)).real                # eig(C⁻¹G) = eig(C^-½ G C^-½)
+    assert abs(dist - np.max(np.abs(np.log(lm)))) < 1e-9
+    # the midpoint is the matrix geometric mean: half C⁻¹ half = G
+    assert np.max(np.abs(half @ np.linalg.solve(C, half) - G)) < 1e-8 * np.max(np.abs(G))
+
+
+@pytest.mark.slow
+def test_coded_regime_sampler_first_layer_switches_feature_layer_frozen():
+    """N = P = 100, T = 0.02 (docs §8; ≈ 100 s): the finite network is in the coded regime — a coded
+    feature layer (≥ 3 codes above 5 %) whose neurons (almost) never switch, and a class-structured first
+    layer (fractions far from the prior ⅛, 1-1-1 below 5 %) whose neurons all switch. Thresholds from the
+    run in docs §8 (3 of 100 feature neurons switched once in 200 samples; 11 839 first-layer switches)."""
+    import sys
+    import pathlib
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_erf_deep import sampler_layers
+    task = mf.toy_task(100, 120, y_minus=0.5)
+    s = mf.sample(task, "erf", 100, depth=2, T=0.02, steps=20000, seed=1, space="weight", thin=50, anneal=0.15,
+                  progress=False)
+    r = sampler_layers(s, task)
+    assert r[1]["switching_neurons"] >= 90 and r[1]["switches"] > 1000
+    assert r[2]["switching_neurons"] <= 10
+    assert sum(p > 0.05 for p in r[2]["fractions"].values()) >= 3
+    fr1 = r[1]["fractions"]
+    assert fr1.get((1, 1, 1), 0.0) < 0.05 and max(fr1.values()) > 0.18

@@ -164,7 +164,7 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
     max_outer : int
         Fixed-point sweeps in (λ, C) (t is solved exactly at each).
     mix : float
-        Mixing of the fixed-point update.
+        Mixing of the fixed-point update (with ``start="coded"``: the largest geometric step).
     sweeps : int
         Damped fixed-point sweeps of (λ, C) before the root finder.
     n_random : int
@@ -182,9 +182,12 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
         says so.
     callback : callable, optional
         ``callback(x, info, residual)`` after every fixed-point sweep.
-    start : {"saturated", "one_layer"}
+    start : {"saturated", "one_layer", "coded"}
         Initial field: the saturated all-ones feature code (default) or the L = 1 solution (see
-        :func:`_start`).
+        :func:`_start`). ``"coded"``: saturated start, then the feature modes are searched globally at
+        every sweep and C moves along the matrix geometric path (step ≤ ``mix``, adaptive; see
+        :func:`_nested`) — the attempt at the coded branch of docs §8, which does not converge yet
+        (``converged=False`` with its residual).
 
     Returns
     -------
@@ -209,15 +212,17 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
                                   f"got K = {rho.size}")
     sigma_a2 = 1.0 / task.P if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     st = DeepState(rho, Yc, task.P * sigma_a2, task.P, T)
-    if start not in ("saturated", "one_layer"):
-        raise ValueError(f"start must be 'saturated' or 'one_layer', got {start!r}")
-    opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0), start=start)
+    if start not in ("saturated", "one_layer", "coded"):
+        raise ValueError(f"start must be 'saturated', 'one_layer' or 'coded', got {start!r}")
+    opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0), start="one_layer" if start == "one_layer" else "saturated")
     if x0 is None:
         x = _start(task, T, st, opts)
     else:                                   # warm start of the feature modes: the branch of ``start``
         x = np.asarray(x0, float)
         st.A = (st.s * (st.rho @ st.Yc) / (T + st.s))[None, :] if start == "saturated" else None
-    x, nfev = _nested(st, x, tol, max_outer, mix, progress, callback)
+    coded = start == "coded"
+    x, nfev = _nested(st, x, tol, max_outer, mix, progress, callback, search=coded, n_random=n_random if coded else 0,
+                      seed=seed)
     R, info = evaluate(x, st, search=global_search, n_random=n_random if global_search else 0, seed=seed)
     if global_search and len(info["feature"]["A"]) != len(st.A):   # a new feature mode: continue from there
         st.A = info["feature"]["A"]
@@ -254,23 +259,49 @@ def _psd(C, floor=1e-9):
     return (V * np.maximum(w, floor * w.max())) @ V.T
 
 
-def _nested(st, x, tol, max_outer, mix, progress=False, callback=None):
-    """Fixed point in (λ, C) ← (⟨∂²_v G⟩, ⟨∂_v G ∂_v Gᵀ⟩) with mixing ``mix``, t solved exactly at each step."""
+def _geometric_step(C, G, w):
+    """Matrix geometric interpolation ``C^½ (C^-½ G C^-½)^w C^½`` (stays PSD; w = 1 gives G) and the
+    log-distance ``max |log eig(C^-½ G C^-½)|`` between C and G."""
+    lc, V = np.linalg.eigh(C)
+    R = (V * np.sqrt(lc)) @ V.T
+    Ri = (V / np.sqrt(lc)) @ V.T
+    lm, W = np.linalg.eigh(Ri @ _psd(G) @ Ri)
+    lm = np.maximum(lm, 1e-300)
+    return _psd(R @ ((W * lm ** w) @ W.T) @ R), float(np.max(np.abs(np.log(lm))))
+
+
+def _nested(st, x, tol, max_outer, mix, progress=False, callback=None, search=False, n_random=0, seed=0):
+    """Fixed point in (λ, C) ← (⟨∂²_v G⟩, ⟨∂_v G ∂_v Gᵀ⟩), t solved exactly at each step.
+
+    ``search=False``: linear mixing ``mix`` with the feature modes of the warm start (the branch of the
+    start). ``search=True`` (the coded branch, docs §8): the feature modes are searched globally at every
+    sweep (coded modes enter and leave), and C moves along the matrix geometric path towards
+    ⟨∂_v G ∂_v Gᵀ⟩ by a step w ≤ ``mix`` that halves whenever the log-distance between the two grows
+    (the map C → ⟨∂_v G ∂_v Gᵀ⟩ is steep and decreasing, ∝ B_con⁻², so linear mixing overshoots).
+    """
     t, lam, C = st.unpack(x)
-    nfev = 0
+    nfev, w, dist_old = 0, mix, np.inf
     for it in range(max_outer):
         t, k = _solve_t(st, t, lam, C)
-        R, info = evaluate(st.pack(t, lam, C), st)
+        R, info = evaluate(st.pack(t, lam, C), st, search=search, n_random=n_random, seed=seed + it)
         st.A = info["feature"]["A"]
         nfev += k + 1
         res = float(np.max(np.abs(R)))
         if progress:
-            print(f"  [erf depth 2] sweep {it}: max |residual| {res:.3e} (t {np.max(np.abs(R[:st.K * st.m])):.1e})",
-                  flush=True)
+            print(f"  [erf depth 2] sweep {it}: max |residual| {res:.3e} (t {np.max(np.abs(R[:st.K * st.m])):.1e}), "
+                  f"feature codes {info['feature']['codes'].tolist()}", flush=True)
         if callback is not None:
             callback(st.pack(t, lam, C), info, res)
         if res <= tol:
             break
-        lam = (1 - mix) * lam + mix * info["gvv"]
-        C = _psd((1 - mix) * C + mix * info["gg"])
+        if search:
+            C_new, dist = _geometric_step(C, info["gg"], w)
+            if dist > dist_old:
+                w *= 0.5
+                C_new = _geometric_step(C, info["gg"], w)[0]
+            dist_old = dist
+            lam, C = (1 - w) * lam + w * info["gvv"], C_new
+        else:
+            lam = (1 - mix) * lam + mix * info["gvv"]
+            C = _psd((1 - mix) * C + mix * info["gg"])
     return st.pack(t, lam, C), nfev
