@@ -157,14 +157,16 @@ def print_sampler_layers(r, T, classes):
     print(f"field t per class: {np.round(r['field'][classes] / T, 2).tolist()}")
 
 
-def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, max_outer=20):
-    """The coded regime (docs §8): sampler per layer; with ``theory`` the ``start="coded"`` solve."""
-    task = mf.toy_task(N, N + 20, y_minus=0.5)
+def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, max_outer=20, P=None):
+    """The coded regime (docs §8): sampler per layer (P = N unless given); with ``theory`` the
+    ``start="coded"`` solve."""
+    P = N if P is None else P
+    task = mf.toy_task(P, P + 20, y_minus=0.5)
     t0 = time.time()
     s = mf.sample(task, "erf", N, depth=2, T=T, steps=steps, seed=seed, space="weight", thin=max(1, steps // 400),
                   anneal=anneal, progress=False)
     err = float(np.mean((task.Y - s.mean_prediction) ** 2))
-    print(f"sampler N = P = {N}, T = {T}: {time.time() - t0:.0f} s ({steps} transitions, annealed from {anneal}); "
+    print(f"sampler N = {N}, P = {P}, T = {T}: {time.time() - t0:.0f} s ({steps} transitions, annealed from {anneal}); "
           f"train error/T {err / T:.3f}")
     classes = [list(task.labels).index(c) for c in range(3)]
     r = sampler_layers(s, task)
@@ -190,7 +192,7 @@ def main():
     ap.add_argument("--theory", action="store_true")
     args = ap.parse_args()
     if args.coded:
-        coded(args.N, args.T, args.steps, args.anneal, args.seed, args.theory)
+        coded(args.N, args.T, args.steps, args.anneal, args.seed, args.theory, P=args.P)
     elif args.agreement:
         agreement(args.N, args.T, args.steps, args.anneal, args.seed, args.P)
     else:
