@@ -132,8 +132,9 @@ def test_solution_is_internally_consistent(solved100):
 # ------------------------------------------------------------------------------ theory vs sampler
 @pytest.mark.slow
 def test_sampler_agreement_first_layer_switches_feature_layer_frozen(solved100):
-    """N = P = 100, T = 0.04, weight space, annealed from 0.15 (2000 transitions, ≈ 11 min; the run of
-    docs/theory_erf_deep.md §6–7, where every first-layer fraction agreed within 0.005).
+    """N = P = 100, T = 0.04, weight space, annealed from 0.15 (2000 transitions, ≈ 11 s since the
+    surrogate forces; with the theory solve the two slow saturated-branch tests take ≈ 6 min; the run
+    of docs/theory_erf_deep.md §6–7, where every first-layer fraction agreed within 0.005).
 
     Tolerances from the sampling error (100 neurons × 200 correlated samples; first-layer codes
     decorrelate within a few samples, so per-code fractions have s.e. ≈ √(p(1−p)/(100·20)) ≈ 0.01)
