@@ -50,6 +50,9 @@ def theory_started(small):
         errs = " ".join(f"{v:.4f}" for v in es) + " | " + " ".join(f"{v:.4f}" for v in et)
         print(f"{nl:7s} {np.corrcoef(ft.ravel(), mean.ravel())[0, 1]:7.4f}  {errs:40s} "
               f"{np.max(np.abs(et - es) / es):9.3f} {np.linalg.norm(sol.field - t_s) / np.linalg.norm(t_s):7.3f}")
+        if nl == "relu":
+            print(f"        |t| theory {np.linalg.norm(sol.field):.1f}, sampler {np.linalg.norm(t_s):.1f}; "
+                  f"{len(sol.outliers['a_bar'])} outliers, certificate λ_max = {sol.info['lam_max']:.4f}")
         if not sol.converged:
             print(f"        theory: {sol.message}")
 

@@ -106,7 +106,7 @@ def _polish(u, t, pr, iters=30):
 def starts(t, pr, n_random, rng):
     """Ascent starts: every code's saturated point (``φ → 1[class ∈ code]``) and random u."""
     S = []
-    phi0 = float(pr.df(np.zeros(1))[0])
+    phi0 = float(pr.df(np.zeros(1))[0]) or 1.0       # relu (φ'(0) = 0, relu_certificate): directions only
     for code in itertools.product((0, 1), repeat=pr.K):
         if not any(code):
             continue

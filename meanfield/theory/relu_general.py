@@ -90,15 +90,44 @@ def outlier_loss(x, Y, B, K0, s, T, n, beta=None):
 BETAS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 300.0, 1e3, 1e4)
 
 
-def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, outer=4):
-    """Outliers as a minimum of :func:`outlier_loss`, the bulk by linear response.
+def _minimize(U, A, pr, M, Bout, betas, maxiter=20000):
+    """L-BFGS on :func:`outlier_loss` in whitened coordinates ``w = M u`` (z̄ = B u, prior ½|u|²)."""
+    n, m, P = A.shape[0], pr.m, pr.P
+    K0 = pr.B @ pr.B.T
 
-    The outlier energy is the weight-decay loss of an n-unit two-layer ReLU network whose
-    "weight decay" is the Gaussian prior: minimizing it over ``n_slots`` candidate outliers prunes
-    the unneeded ones to zero (the prior cost of an outlier is a path norm, |ā||z̄|-like, so
-    the minimum is sparse). Minimized by L-BFGS with relu smoothed to softplus_β, β = 2 … 1e4
-    (continuation), then with the exact relu; a bulk update and a new minimization alternate
-    ``outer`` times.
+    def fun(xu, beta):
+        W = xu[n * m:].reshape(n, pr.r) @ M.T
+        L, g = outlier_loss(np.concatenate([xu[:n * m], W.ravel()]), pr.Y, Bout, K0, pr.s, pr.T, n, beta)
+        return L, np.concatenate([g[:n * m], (g[n * m:].reshape(n, P) @ M).ravel()])
+
+    x, nfev = np.concatenate([A.ravel(), U.ravel()]), 0
+    for beta in betas:
+        sol = optimize.minimize(fun, x, args=(beta,), jac=True, method="L-BFGS-B",     # exact relu: capped
+                                options=dict(maxiter=maxiter, maxcor=50, ftol=0.0, gtol=1e-10))
+        x, nfev = sol.x, nfev + sol.nfev
+    return x[n * m:].reshape(n, pr.r), x[:n * m].reshape(n, m), float(sol.fun), nfev
+
+
+def _prune(U, A, pr, rel=1e-4):
+    """Drop slots whose output ``|relu(B u)| |ā|`` is below ``rel`` of the largest (dead slots)."""
+    size = np.linalg.norm(A, axis=1) * np.linalg.norm(np.maximum(U @ pr.B.T, 0.0), axis=1)
+    keep = size > rel * max(size.max(initial=0.0), 1e-300)
+    return U[keep], A[keep]
+
+
+def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, outer=4, cert_tol=1e-3,
+                  max_rounds=60, n_random=64, max_new=3):
+    """Outliers as the global minimum of :func:`outlier_loss` (certified), the bulk by linear response.
+
+    The outlier energy is the weight-decay loss of a two-layer ReLU network whose "weight decay" is
+    the Gaussian prior, convex over measures of neurons (:mod:`meanfield.theory.relu_certificate`).
+    ``n_slots`` random candidates are minimized by L-BFGS with relu smoothed to softplus_β, β = 2 … 1e4
+    (continuation); then, until the certificate λ_max ≤ 1 + ``cert_tol`` holds: dead slots are
+    pruned, up to ``max_new`` outliers are inserted along the maximizers of ρ with ρ > 1 + cert_tol
+    (Frank–Wolfe step) and all outliers re-minimized (β = 1e3, 1e4). The maximizers of ρ have inputs
+    pinned at z̄_μ = 0, where the smoothing hides gains ≲ 1e-4: the rounds stop when three in a row
+    lower L by < 1e-9 (``stalled``), and the result is then flagged unless λ_max ≤ 1 + cert_tol. With the bulk, a bulk update and
+    a certified minimization alternate ``outer`` times.
 
     Parameters
     ----------
@@ -106,59 +135,81 @@ def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, oute
     T, s : float
         Temperature (> 0) and ``P σ_a²``.
     n_slots : int, optional
-        Candidate outliers (default ``max(4m, P // 2)``).
+        Random candidate outliers of the first minimization (default m).
     bulk : bool
         Keep the linear-response bulk.
     tol : float
-        Tolerance on the stationarity residual: max |∇L| of the softplus_β=1e4-smoothed energy
-        (|softplus_β − relu| ≤ log 2/β = 7e-5) over ``P/s max|ā| + max|z̄|``.
+        Tolerance on the stationarity residual (exact relu): max of |ā − (s/P)tᵀrelu(z̄)| / max|ā| and
+        of |ρ − 1| on the outliers.
     seed : int
-        Seed of the random start.
+        Seed of the random start and of the certificate's random starts.
     outer : int
         Bulk/outlier alternations.
+    cert_tol : float
+        Tolerance of the certificate λ_max ≤ 1 + cert_tol (λ = 1 on the active outliers).
+    max_rounds, n_random, max_new : int
+        Insertion rounds per minimization, random starts of the λ_max search, outliers inserted per round.
 
     Returns
     -------
     dict
         ``t`` (P × m), ``a_bar`` (n × m), ``z_bar`` (n × P), ``w`` (n × P) of the n surviving outliers,
-        ``a0``, ``bulk_activation``, ``residual``, ``nfev``, ``converged``, ``loss``.
+        ``a0``, ``bulk_activation``, ``residual``, ``nfev``, ``converged``, ``loss``, ``lam_max``
+        (certificate), ``gap`` (duality-gap bound on L − min L, relative to L), ``rounds`` (insertions),
+        ``stalled`` (stopped because insertions no longer lowered L), ``history`` (per round: loss, outliers, λ_max).
     """
-    K0 = task.K0
-    Y = task.Y
-    P, m = Y.shape
-    n = max(4 * m, P // 2) if n_slots is None else int(n_slots)
+    from .erf_general import Problem
+    from .relu_certificate import certificate, duality_gap, insertion, rayleigh
+
+    pr = Problem(task, T, s, phi="relu")
+    Y, K0 = pr.Y, task.K0
+    P, m, r = pr.P, pr.m, pr.r
+    M = pr.V / np.sqrt(pr.w)                     # w = M u: K0 w = B u
+    n = m if n_slots is None else int(n_slots)
     kd = np.diag(K0).copy()
     m0 = np.sqrt(kd * _INV_2PI)
     Cov = relu_covariance(K0, kd, kd)
-    x = 0.3 * np.random.default_rng(seed).standard_normal(n * m + n * P)
-    B, a0, g1, nfev, t = np.zeros_like(Y), np.zeros(m), np.zeros(P), 0, np.zeros_like(Y)
-    opts = dict(maxiter=20000, maxcor=50, ftol=0.0, gtol=1e-10)
+    rng = np.random.default_rng(seed)
+    U, A = 0.3 * rng.standard_normal((n, r)), 0.3 * rng.standard_normal((n, m))
+    Bout, a0, g1, nfev, t = np.zeros_like(Y), np.zeros(m), np.zeros(P), 0, np.zeros_like(Y)
+    history, rounds, betas = [], 0, BETAS
     for k in range(outer if bulk else 1):
         if bulk and k > 0:
             a0, g1 = _bulk(t, m0, Cov, s, P)
-            B = np.outer(g1, a0)
-        for beta in (BETAS if k == 0 else BETAS[-3:]):
-            sol = optimize.minimize(outlier_loss, x, args=(Y, B, K0, s, T, n, beta), jac=True, method="L-BFGS-B",
-                                    options=opts)
-            x, nfev = sol.x, nfev + sol.nfev
-        A = x[:n * m].reshape(n, m)
-        Z = x[n * m:].reshape(n, P) @ K0
-        t = (Y - B - np.maximum(Z, 0.0).T @ A) / T
-    A = x[:n * m].reshape(n, m)
-    W = x[n * m:].reshape(n, P)
-    size = np.linalg.norm(A, axis=1) * np.linalg.norm(np.maximum(W @ K0, 0.0), axis=1)
-    keep = size > 1e-6 * max(size.max(), 1e-300)
-    A, W = A[keep], W[keep]
-    n = int(keep.sum())
-    # stationarity of the (β = 1e4 smoothed) energy, relative to the size of its two terms;
-    # exact-relu stationarity is a subgradient condition (inputs pinned at z̄_μ = 0, as on the toy task)
-    L, g = outlier_loss(np.concatenate([A.ravel(), W.ravel()]), Y, B, K0, s, T, n, BETAS[-1])
-    res = float(np.max(np.abs(g)) / (P / s * np.max(np.abs(A)) + np.max(np.abs(W @ K0))))
+            Bout = np.outer(g1, a0)
+        stall = 0
+        for _ in range(max_rounds + 1):
+            U, A, L, nf = _minimize(U, A, pr, M, Bout, betas)
+            U, A = _prune(U, A, pr)
+            betas, nfev = BETAS[-2:], nfev + nf
+            t = (Y - Bout - np.maximum(U @ pr.B.T, 0.0).T @ A) / T
+            lam, D, rho = certificate(t, pr, U, n_random=n_random, seed=seed + len(history))
+            stall = stall + 1 if history and history[-1]["loss"] - L < 1e-9 * abs(L) else 0
+            history.append(dict(loss=L, outliers=U.shape[0], lam_max=lam))
+            new = D[rho > 1.0 + cert_tol][:max_new]
+            # stop: certified; out of rounds; or insertions no longer lower the loss (flat Frank–Wolfe tail)
+            if not len(new) or rounds == max_rounds or stall >= 3:
+                break
+            rounds += 1
+            ins = [insertion(u, t, pr) for u in new]
+            A = np.vstack([A] + [a[None] / len(new) for a, _ in ins])
+            U = np.vstack([U] + [u[None] for _, u in ins])
+    # final global search (4× the random starts) for the reported certificate and the duality-gap bound
+    lam = max(lam, certificate(t, pr, U, n_random=4 * n_random, seed=seed + 7919)[0])
+    gap, primal = duality_gap(U, A, t, Y - Bout, pr, lam)
+    n = U.shape[0]
+    W = U @ M.T
+    # stationarity (exact relu): the ā equation ā = (s/P) tᵀrelu(z̄), relative, and ρ = 1 on the outliers
+    # (z̄ stationarity is a subgradient condition, inputs pinned at z̄_μ = 0, as on the toy task)
+    L = outlier_loss(np.concatenate([A.ravel(), W.ravel()]), Y, Bout, K0, s, T, n)[0]
+    Abar = (s / P) * np.maximum(U @ pr.B.T, 0.0) @ t
+    res = float(max(np.max(np.abs(A - Abar)) / np.max(np.abs(A)), np.max(np.abs(rayleigh(U, t, pr)[0] - 1.0))))
     Z, R, A = _outliers(t, W, K0, s, P)
     if bulk:
         a0, g1 = _bulk(t, m0, Cov, s, P)
     return dict(t=t, a_bar=A, z_bar=Z, w=W, a0=a0, bulk_activation=g1, residual=res, nfev=int(nfev),
-                converged=bool(res <= tol), loss=float(sol.fun))
+                converged=bool(res <= tol and lam <= 1.0 + cert_tol), loss=float(L), lam_max=lam,
+                cert_tol=cert_tol, rounds=rounds, history=history, gap=gap / primal, stalled=stall >= 3)
 
 
 def predictor(task, sol, bulk=True):
@@ -197,9 +248,10 @@ def solve_relu_general(task, T, sigma_a2, *, bulk=False, tol=1e-5, seed=0, n_slo
     linear-response bulk; it is only meaningful while ``(s/P) tᵀ C t`` has all eigenvalues below 1
     (the bulk's stability, max Q ≤ 1) — with the fields of a fitted task it often has not, and the
     solution is then flagged by its residual.
-    ``converged`` is False, with the stationarity residual in ``message``, if the minimization
-    does not reach a stationary point within ``tol`` (relative). The outliers found are a local
-    minimum of the outlier energy from a seeded random start; ``info["loss"]`` lets starts be compared.
+    ``converged`` is False, with the reason in ``message``, if the minimization does not reach a
+    stationary point within ``tol`` (relative) or the global certificate fails (λ_max > 1 + cert_tol,
+    :mod:`meanfield.theory.relu_certificate`: then a better minimum exists). ``info`` has ``loss``,
+    ``lam_max``, ``rounds`` (insertion rounds) and ``history``.
     """
     from .solution import Solution
 
@@ -214,9 +266,17 @@ def solve_relu_general(task, T, sigma_a2, *, bulk=False, tol=1e-5, seed=0, n_slo
     zc = np.array([[R[i, labels == c].mean() for c in range(K)] for i in range(R.shape[0])]).reshape(-1, K)
     out_codes = tuple(tuple(int(v > 0.5 * row.max()) for v in row) for row in zc)
     msg = (f"general data: {R.shape[0]} outlier(s)" + (" + linear-response bulk" if bulk else " (outliers only)")
-           + f"; stationarity residual {sol['residual']:.2e} (relative)")
-    if not sol["converged"]:
-        msg = f"not converged: residual {sol['residual']:.2e} > tol {tol:.1e}; " + msg
+           + f"; stationarity residual {sol['residual']:.2e} (relative); certificate λ_max = {sol['lam_max']:.6f}"
+           + f" (duality gap ≤ {sol['gap']:.1e} of the energy) after {sol['rounds']} insertion round(s)"
+           + (", stopped: insertions no longer lower the energy" if sol["stalled"] else ""))
+    probs = []
+    if not sol["residual"] <= tol:
+        probs.append(f"residual {sol['residual']:.2e} > tol {tol:.1e}")
+    if not sol["lam_max"] <= 1.0 + sol["cert_tol"]:
+        probs.append(f"certificate λ_max = {sol['lam_max']:.4g} > 1 + {sol['cert_tol']:.0e}: a direction with "
+                     "positive single-neuron energy (not the global minimum)")
+    if probs:
+        msg = "not converged: " + "; ".join(probs) + "; " + msg
     a0 = sol["a0"]
     return Solution(
         nonlinearity="relu", depth=1, T=T, sigma_a2=sigma_a2, field=sol["t"],
@@ -225,5 +285,5 @@ def solve_relu_general(task, T, sigma_a2, *, bulk=False, tol=1e-5, seed=0, n_slo
         outliers=dict(a_bar=sol["a_bar"], z_bar=sol["z_bar"], z_bar_class=zc, codes=out_codes),
         finite_P=True, task=task,
         info=dict(a0=a0, bulk=bulk, bulk_activation=sol["bulk_activation"], w=sol["w"], general=True,
-                  loss=sol["loss"]),
+                  loss=sol["loss"], lam_max=sol["lam_max"], gap=sol["gap"], rounds=sol["rounds"], history=sol["history"]),
         _predict=predictor(task, sol, bulk))
