@@ -179,3 +179,42 @@ def test_bad_inputs():
     no_test = mf.Task(X=task.X, Y=task.Y)
     with pytest.raises(ValueError, match="X is required"):
         gp_baseline(no_test, "relu").generalization_error()
+
+
+def test_linear_mean_field_equals_gp_on_rank_deficient_digits():
+    # issue 5 acc. 2: digits 0/1/2, P = 100 > N0 = 64 (K0 has rank 50). The non-lazy linear theory is solved
+    # exactly on range(K0) (meanfield.theory.linear_range); at T = 0 its mean predictor is the GP mean
+    # k0ᵀK0⁺Y to 1e-8, so the class-wise errors differ by the GP variance alone (the mean-field predictor's
+    # posterior variance is O(1/N)).
+    task = mf.datasets.digits(classes=(0, 1, 2), P=100, P_test=400, seed=0)
+    sol = mf.solve(task, "linear", T=0.0)
+    g = gp_baseline(task, "linear", T=0.0)
+    assert sol.converged and sol.info["rank"] == g.info["rank"] == 50
+    f = sol.predict(task.X_test)
+    np.testing.assert_allclose(f, g.mean(), rtol=0, atol=1e-8)
+    bias2, var = g.bias_variance()
+    eps_nonlazy = np.mean((task.Y_test - f) ** 2, axis=0)
+    # difference of errors = GP variance (1.5e-5 at σ_a² = 1/P); the means agree to ~1e-12, so the
+    # bias² terms cancel to ~1e-13, i.e. ≤ 1e-6 of the variance
+    np.testing.assert_allclose(g.generalization_error() - eps_nonlazy, var, rtol=1e-6)
+    assert var > 1e-6                                      # the difference is not trivially zero
+    # training inputs: the fitted outputs are the projection of Y on range(K0), the rest is unfittable
+    np.testing.assert_allclose(sol.train_prediction + sol.info["unfittable"], task.Y, atol=1e-10)
+    np.testing.assert_allclose(sol.train_prediction, g.mean(task.X), atol=1e-8)
+
+
+def test_range_reduction_is_exact_at_finite_T():
+    # the reduction to range(K0) leaves the posterior unchanged: at T > 0 the reduced solve lifted back
+    # agrees with the direct one-layer solve on the singular K0 (U, field, kernels, predictor)
+    from meanfield.theory.linear import solve_one_layer
+    task = linear_task(P=40, N0=10, seed=6)
+    T, s2 = 0.05, 0.4
+    sol = mf.solve(task, "linear", T=T, sigma_a2=s2)
+    assert sol.converged and sol.info["rank"] == 10
+    U, t, *_ = solve_one_layer(task.K0, task.Y, T, s2, 1.0, 0.0, "general", 1e-12, 5000)
+    np.testing.assert_allclose(sol.U, U, rtol=1e-8)
+    np.testing.assert_allclose(sol.field, t, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(sol.train_prediction, task.Y - T * t, atol=1e-8)
+    k0 = task.input_kernel(task.X, task.X_test)
+    np.testing.assert_allclose(sol.predict(task.X_test), k0.T @ np.linalg.pinv(task.K0, rcond=1e-12) @ (task.Y - T * t),
+                               atol=1e-8)

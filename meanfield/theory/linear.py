@@ -401,7 +401,12 @@ def solve_linear(task, depth=1, T=0.0, finite_P=True, N=None, sigma_a2=None, met
     otherwise), ``"scalar"`` or ``"general"``.
     """
     from . import linear_deep
+    from .linear_range import range_basis, solve_on_range
 
+    V = range_basis(task.K0)
+    if V is not None:  # rank-deficient K0: exact reduction to its range (any T, depth, N)
+        return solve_on_range(task, V, solve_linear, depth, T, N, sigma_a2, finite_P=finite_P, method=method,
+                              tol=tol, maxiter=maxiter)
     Y, m = task.Y, task.m
     info = dict(method=method)
     if not finite_P:

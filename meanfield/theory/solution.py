@@ -92,7 +92,13 @@ class Solution:
 
     @property
     def train_prediction(self) -> np.ndarray:
-        """Mean predictor on the training inputs, ``Y − T t`` by (S2)."""
+        """Mean predictor on the training inputs, ``Y − T t`` by (S2).
+
+        ``info["fitted"]`` overrides it where ``T t`` is not finite (T = 0 on a rank-deficient
+        K0: the unfittable part of Y is all residual, :mod:`meanfield.theory.linear_range`).
+        """
+        if "fitted" in self.info:
+            return self.info["fitted"]
         return self.task.Y - self.T * self.field
 
     def predict(self, X_new) -> np.ndarray:
