@@ -25,7 +25,7 @@ both with N = 64, P = 500, whose arrays fit in L2, and with N = P = 500, in L3);
 φ̃ is about half of it, the gradient sums, kick, drift and output sum the other
 half (the same sweep with ReLU: 1.6–1.9 ns). So the loops are written for the
 vectorizer: the m outputs are handled in register-blocked
-chunks of ``G = 4`` (one pass over a neuron's row computes all m readout
+chunks of ``G = 3`` (one pass over a neuron's row computes all m readout
 gradient sums and the preactivation gradient), the output sum F is updated for
 two neurons per pass, and :func:`~meanfield._kernels.fastphi.wide_vectors` lets
 LLVM use 512-bit registers. Storing φ and φ' in float32 was measured too: no
@@ -111,24 +111,24 @@ def _block_step(code, prog, fast, park, p, q, a, b, coef, Rt, Hi, Di, Ho, Do, qb
         for i in range(i0, min(i0 + 2, hi)):
             if nch > 1:
                 _early_chunks(Hi, i, gb, Rt, A, ga, coef, nch)
-            c0, c1, c2, c3 = _coefs(A, i, rl, coef)
+            c0, c1, c2 = _coefs(A, i, rl, coef)
             if which == ERF32:
-                v, s0, s1, s2, s3 = _row_step(ERF32, True, code, prog, Pm, Qm, Hi, Di, Ho, Do, qb, i, gb, Rt, rl,
-                                              c0, c1, c2, c3, a, b)
+                v, s0, s1, s2 = _row_step(ERF32, True, code, prog, Pm, Qm, Hi, Di, Ho, Do, qb, i, gb, Rt, rl,
+                                              c0, c1, c2, a, b)
             elif which == ERF and park:
-                v, s0, s1, s2, s3 = _row_step(ERF, True, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt, rl,
-                                              c0, c1, c2, c3, a, b)
+                v, s0, s1, s2 = _row_step(ERF, True, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt, rl,
+                                              c0, c1, c2, a, b)
             elif which == ERF:
-                v, s0, s1, s2, s3 = _row_step(ERF, False, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt, rl,
-                                              c0, c1, c2, c3, a, b)
+                v, s0, s1, s2 = _row_step(ERF, False, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt, rl,
+                                              c0, c1, c2, a, b)
             elif which == RELU:
-                v, s0, s1, s2, s3 = _row_step(RELU, False, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt, rl,
-                                              c0, c1, c2, c3, a, b)
+                v, s0, s1, s2 = _row_step(RELU, False, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt, rl,
+                                              c0, c1, c2, a, b)
             else:
-                v, s0, s1, s2, s3 = _row_step(_GENERIC, False, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt,
-                                              rl, c0, c1, c2, c3, a, b)
+                v, s0, s1, s2 = _row_step(_GENERIC, False, code, prog, Pm, Qm, Hi, Di, Ho, Do, QB, i, gb, Rt,
+                                              rl, c0, c1, c2, a, b)
             sq += v
-            _readout_grad(A, i, ga, coef, rl, s0, s1, s2, s3)
+            _readout_grad(A, i, ga, coef, rl, s0, s1, s2)
             sa += _readouts(Pa, A, i, ga, a, b, True)
         _output_sum(A, Ho, F, i0, hi, nch)
     return sq, sa
@@ -151,10 +151,10 @@ def _block_grad(p, q, g, a, coef, Rt, H, D, gb, lo, hi):
         ga = Ga[i]
         if nch > 1:
             _early_chunks(H, i, gb, Rt, A, ga, coef, nch)
-        c0, c1, c2, c3 = _coefs(A, i, rl, coef)
-        v, s0, s1, s2, s3 = _row_grad(Pm, Qm, Gm, H, D, i, gb, Rt, rl, c0, c1, c2, c3, a)
+        c0, c1, c2 = _coefs(A, i, rl, coef)
+        v, s0, s1, s2 = _row_grad(Pm, Qm, Gm, H, D, i, gb, Rt, rl, c0, c1, c2, a)
         sq += v
-        _readout_grad(A, i, ga, coef, rl, s0, s1, s2, s3)
+        _readout_grad(A, i, ga, coef, rl, s0, s1, s2)
         sa += _readouts(Pa, A, i, ga, a, 0.0, False)
     return sq, sa
 
@@ -195,18 +195,18 @@ def _sweep(code, prog, mode, fast_in, fast_out, p, q, g, a, b, coef, Rt, H, D, H
 
 
 @nb.njit(cache=True, fastmath=True, error_model="numpy")
-def _residual(Y, Fpart, scale, Rt):
-    """``Rt[:m] = (Y − scale Σ_blk Fpart[blk])ᵀ``; returns Σ R² (fixed summation order)."""
-    P, m = Y.shape
+def _residual(Yt, Fpart, scale, Rt):
+    """``Rt[:m] = Yt − scale Σ_blk Fpart[blk]`` with ``Yt = Yᵀ`` (m × P, contiguous: a strided Y
+    keeps the loop scalar); returns Σ R² (fixed summation order)."""
+    m, P = Yt.shape
     e = 0.0
     for r in range(m):
-        rr = Rt[r]
         for mu in range(P):
             f = 0.0
             for blk in range(NBLK):
                 f += Fpart[blk, r, mu]
-            v = Y[mu, r] - scale * f
-            rr[mu] = v
+            v = Yt[r, mu] - scale * f
+            Rt[r, mu] = v
             e += v * v
     return e
 
@@ -241,6 +241,7 @@ def trajectory_identity(code, prog, p, q, g, eps, n_leap, Y, sig_a, T, N, iws):
     H, D, H32, D32, qbuf, QBUF, Fpart, Rt, sums, buf = iws
     P, m = Y.shape
     fast = code == ERF and H32.shape[0] == N
+    Yt = np.ascontiguousarray(Y.T)
     coef = -sig_a / T
     scale = sig_a / N
     ep = 0.0
@@ -251,7 +252,7 @@ def trajectory_identity(code, prog, p, q, g, eps, n_leap, Y, sig_a, T, N, iws):
         _sweep(code, prog, mode, fast and s > 0, fast and s < n_leap - 1, p, q, g, a, eps, coef, Rt, H, D, H32, D32,
                qbuf, QBUF, Fpart, sums, buf)
         ep = 0.5 * (sums[:, 0].sum() + sums[:, 1].sum())
-        el = 0.5 * N / T * _residual(Y, Fpart, scale, Rt)
+        el = 0.5 * N / T * _residual(Yt, Fpart, scale, Rt)
         if not (np.isfinite(ep) and np.isfinite(el)):
             return False, ep, el, np.inf
     _sweep(code, prog, MODE_GRAD, False, False, p, q, g, 0.5 * eps, 0.0, coef, Rt, H, D, H32, D32, qbuf, QBUF, Fpart,
@@ -274,6 +275,6 @@ def leapfrog_identity(code, prog, p, q, g, a, b, Y, sig_a, T, N, H, D, Fpart, sq
     coef = -sig_a / T
     _sweep(code, prog, MODE_FIRST, False, False, p, q, g, a, b, coef, Rt, H, D, H32, D32, qbuf, QBUF, Fp, sums, buf)
     ep = 0.5 * (sums[:, 0].sum() + sums[:, 1].sum())
-    el = 0.5 * N / T * _residual(Y, Fp, sig_a / N, Rt)
+    el = 0.5 * N / T * _residual(np.ascontiguousarray(Y.T), Fp, sig_a / N, Rt)
     _sweep(code, prog, MODE_GRAD, False, False, p, q, g, 0.0, 0.0, coef, Rt, H, D, H32, D32, qbuf, QBUF, Fp, sums, buf)
     return ep, el

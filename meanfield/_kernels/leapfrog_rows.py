@@ -17,7 +17,7 @@ import numpy as np
 from .fastphi import erf_phi_dphi, erf_phi_dphi_f32
 from .phi import ERF, RELU, dphi, phi
 
-G = 4           # outputs per register-blocked chunk; m is padded to a multiple of G
+G = 3           # outputs per register-blocked chunk; m is padded to a multiple of G (the paper's m = 3: no padding)
 _GENERIC = -1   # `which` of the loops below: ERF, RELU, ERF32 or any other code
 ERF32 = -2      # float32 surrogate of the sigmoid (forces of the intermediate leapfrog steps)
 
@@ -88,29 +88,27 @@ def _row_first(which, code, prog, Pm, Qm, Gm, Ho, Do, qb, i, a, b):
 
 
 @nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _row_step(which, park, code, prog, Pm, Qm, Hi, Di, Ho, Do, qb, i, gb, Rt, rl, c0, c1, c2, c3, a, b):
+def _row_step(which, park, code, prog, Pm, Qm, Hi, Di, Ho, Do, qb, i, gb, Rt, rl, c0, c1, c2, a, b):
     """Gradient from the stored φ, φ' (``Hi``, ``Di``) and R, kick, drift, new φ and φ' of neuron i.
 
     The new φ, φ' go to ``Ho``, ``Do``. Unless ``park`` (or ``ERF32``) they are ``Hi``, ``Di``,
     read and written in place in the same loop (see :func:`_read`); with ``park``
     the new preactivations wait in ``qb`` (float32 for ``ERF32``) for :func:`_row_phi`. Returns
-    (Σ q², Σ_μ φ R_r for the G outputs ``rl … rl + 3`` of the last chunk);
+    (Σ q², Σ_μ φ R_r for the G outputs ``rl … rl + 2`` of the last chunk);
     ``gb`` holds the earlier chunks' share of the preactivation gradient (zeros when m ≤ G).
     """
     sq = 0.0
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    s3 = 0.0
     for mu in range(Qm.shape[1]):
         apart = park or which == ERF32
         ho = _read(apart, Hi, Ho, i, mu)
-        r0, r1, r2, r3 = Rt[rl, mu], Rt[rl + 1, mu], Rt[rl + 2, mu], Rt[rl + 3, mu]
+        r0, r1, r2 = Rt[rl, mu], Rt[rl + 1, mu], Rt[rl + 2, mu]
         s0 += ho * r0
         s1 += ho * r1
         s2 += ho * r2
-        s3 += ho * r3
-        gv = gb[mu] + c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3
+        gv = gb[mu] + c0 * r0 + c1 * r1 + c2 * r2
         qo = Qm[i, mu]
         pk = Pm[i, mu] - a * (qo + _read(apart, Di, Do, i, mu) * gv)
         Pm[i, mu] = pk
@@ -120,30 +118,28 @@ def _row_step(which, park, code, prog, Pm, Qm, Hi, Di, Ho, Do, qb, i, gb, Rt, rl
         _row_out(which, park, code, prog, Ho, Do, qb, i, mu, qk)
     if park or which == ERF32:
         _row_phi(which, code, prog, Ho, Do, qb, i)
-    return sq, s0, s1, s2, s3
+    return sq, s0, s1, s2
 
 
 @nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _row_grad(Pm, Qm, Gm, H, D, i, gb, Rt, rl, c0, c1, c2, c3, a):
+def _row_grad(Pm, Qm, Gm, H, D, i, gb, Rt, rl, c0, c1, c2, a):
     """Gradient of neuron i written to ``Gm`` and kick ``p ← p − a g``; returns (Σ p², chunk sums)."""
     sp = 0.0
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    s3 = 0.0
     for mu in range(Qm.shape[1]):
         ho = H[i, mu]
-        r0, r1, r2, r3 = Rt[rl, mu], Rt[rl + 1, mu], Rt[rl + 2, mu], Rt[rl + 3, mu]
+        r0, r1, r2 = Rt[rl, mu], Rt[rl + 1, mu], Rt[rl + 2, mu]
         s0 += ho * r0
         s1 += ho * r1
         s2 += ho * r2
-        s3 += ho * r3
-        gv = Qm[i, mu] + D[i, mu] * (gb[mu] + c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3)
+        gv = Qm[i, mu] + D[i, mu] * (gb[mu] + c0 * r0 + c1 * r1 + c2 * r2)
         Gm[i, mu] = gv
         pk = Pm[i, mu] - a * gv
         Pm[i, mu] = pk
         sp += pk * pk
-    return sp, s0, s1, s2, s3
+    return sp, s0, s1, s2
 
 
 @nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
@@ -151,42 +147,38 @@ def _early_chunks(H, i, gb, Rt, A, ga, coef, nch):
     """m > G: all chunks but the last: readout gradient into ``ga``, preactivation share into ``gb``."""
     for k in range(nch - 1):
         r = G * k
-        c0, c1, c2, c3 = coef * A[i, r], coef * A[i, r + 1], coef * A[i, r + 2], coef * A[i, r + 3]
+        c0, c1, c2 = coef * A[i, r], coef * A[i, r + 1], coef * A[i, r + 2]
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
-        s3 = 0.0
         for mu in range(H.shape[1]):
             ho = np.float64(H[i, mu])
-            r0, r1, r2, r3 = Rt[r, mu], Rt[r + 1, mu], Rt[r + 2, mu], Rt[r + 3, mu]
+            r0, r1, r2 = Rt[r, mu], Rt[r + 1, mu], Rt[r + 2, mu]
             s0 += ho * r0
             s1 += ho * r1
             s2 += ho * r2
-            s3 += ho * r3
-            v = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3
+            v = c0 * r0 + c1 * r1 + c2 * r2
             gb[mu] = v if k == 0 else gb[mu] + v
         ga[r] = A[i, r] + coef * s0
         ga[r + 1] = A[i, r + 1] + coef * s1
         ga[r + 2] = A[i, r + 2] + coef * s2
-        ga[r + 3] = A[i, r + 3] + coef * s3
 
 
 @nb.njit(cache=True, inline="always")
 def _coefs(A, i, rl, coef):
-    """coef · Ã[i, rl … rl + 3], zero beyond the last output (padding of the last chunk)."""
+    """coef · Ã[i, rl … rl + 2], zero beyond the last output (padding of the last chunk)."""
     m = A.shape[1]
     c0 = coef * A[i, rl] if rl < m else 0.0
     c1 = coef * A[i, rl + 1] if rl + 1 < m else 0.0
     c2 = coef * A[i, rl + 2] if rl + 2 < m else 0.0
-    c3 = coef * A[i, rl + 3] if rl + 3 < m else 0.0
-    return c0, c1, c2, c3
+    return c0, c1, c2
 
 
 @nb.njit(cache=True, inline="always")
-def _readout_grad(A, i, ga, coef, rl, s0, s1, s2, s3):
+def _readout_grad(A, i, ga, coef, rl, s0, s1, s2):
     """Readout gradient of the last chunk: ∂E/∂Ã_ir = Ã_ir + coef Σ_μ φ_iμ R_rμ."""
     m = A.shape[1]
-    sl = (s0, s1, s2, s3)
+    sl = (s0, s1, s2)
     for j in range(min(G, m - rl)):
         ga[rl + j] = A[i, rl + j] + coef * sl[j]
 
@@ -213,8 +205,8 @@ def _output_sum(A, H, F, i0, hi, nch):
     two = i0 + 1 < hi
     i1 = i0 + 1 if two else i0
     for k in range(nch):
-        a00, a01, a02, a03 = _coefs(A, i0, G * k, 1.0)
-        a10, a11, a12, a13 = _coefs(A, i1, G * k, 1.0 if two else 0.0)
+        a00, a01, a02 = _coefs(A, i0, G * k, 1.0)
+        a10, a11, a12 = _coefs(A, i1, G * k, 1.0 if two else 0.0)
         r = G * k
         for mu in range(H.shape[1]):
             x0 = np.float64(H[i0, mu])
@@ -222,7 +214,6 @@ def _output_sum(A, H, F, i0, hi, nch):
             F[r, mu] += x0 * a00 + x1 * a10
             F[r + 1, mu] += x0 * a01 + x1 * a11
             F[r + 2, mu] += x0 * a02 + x1 * a12
-            F[r + 3, mu] += x0 * a03 + x1 * a13
 
 
 @nb.njit(cache=True, inline="always")
