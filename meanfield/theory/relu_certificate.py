@@ -17,7 +17,8 @@ n-slot energy with λ_max > 1 is slot-limited (dead slots sit at the saddle ā =
 neuron inserted along the maximizer lowers the energy (Frank–Wolfe step, :func:`insertion`).
 The maximization of ρ is a multistart L-BFGS ascent on the sphere (non-convex: a heuristic search) (:func:`find_directions`) from
 the active outliers, the class directions and every class code's direction
-(:func:`meanfield.theory.erf_general.starts`) and random points.
+(:func:`meanfield.theory.erf_general.starts`) and random points; the best maxima are then polished
+exactly on their activation pattern (:mod:`meanfield.theory.relu_activeset`).
 """
 from __future__ import annotations
 
@@ -80,11 +81,25 @@ def find_directions(t, pr, U0, tol=1e-6, maxiter=1000):
     return np.array(out), np.array(vals)
 
 
-def certificate(t, pr, U_active, n_random=64, seed=0):
-    """λ_max(t) of (C1) by the multistart search; returns ``(lam_max, directions, rho)`` (all maxima found)."""
+def certificate(t, pr, U_active, n_random=64, seed=0, n_polish=20):
+    """λ_max(t) of (C1) by the multistart search; returns ``(lam_max, directions, rho)`` (all maxima found).
+
+    The ``n_polish`` best maxima are polished exactly on their activation pattern
+    (:func:`meanfield.theory.relu_activeset.polish_direction`: L-BFGS stops short of the kinks where
+    the maximizers pin inputs at z̄_μ = 0, by up to a few % of ρ) and duplicates removed.
+    """
+    from .relu_activeset import polish_direction
     rng = np.random.default_rng(seed)
     U, rho = find_directions(t, pr, certificate_starts(t, pr, U_active, n_random, rng))
-    return float(rho[0]), U, rho
+    for k in range(min(n_polish, len(U))):
+        U[k], rho[k] = polish_direction(U[k], t, pr)[:2]
+    out, zs = [], []
+    for k in np.argsort(-rho):
+        z = pr.B @ U[k]
+        if not _near(z, zs, 1e-7):
+            out.append(k)
+            zs.append(z)
+    return float(rho[out[0]]), U[out], rho[out]
 
 
 def insertion(u_hat, t, pr):

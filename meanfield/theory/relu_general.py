@@ -122,12 +122,14 @@ def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, oute
     The outlier energy is the weight-decay loss of a two-layer ReLU network whose "weight decay" is
     the Gaussian prior, convex over measures of neurons (:mod:`meanfield.theory.relu_certificate`).
     ``n_slots`` random candidates are minimized by L-BFGS with relu smoothed to softplus_β, β = 2 … 1e4
-    (continuation); then, until the certificate λ_max ≤ 1 + ``cert_tol`` holds: dead slots are
-    pruned, up to ``max_new`` outliers are inserted along the maximizers of ρ with ρ > 1 + cert_tol
-    (Frank–Wolfe step) and all outliers re-minimized (β = 1e3, 1e4). The maximizers of ρ have inputs
-    pinned at z̄_μ = 0, where the smoothing hides gains ≲ 1e-4: the rounds stop when three in a row
-    lower L by < 1e-9 (``stalled``), and the result is then flagged unless λ_max ≤ 1 + cert_tol. With the bulk, a bulk update and
-    a certified minimization alternate ``outer`` times.
+    (continuation, the global exploration); then, until the certificate λ_max ≤ 1 + ``cert_tol``
+    holds: the outliers are minimized with the exact relu by an active set on their activation
+    patterns (:func:`meanfield.theory.relu_activeset.slide`), dead slots pruned, and up to ``max_new``
+    outliers inserted along the (exactly polished) maximizers of ρ with ρ > 1 + cert_tol (Frank–Wolfe
+    step). The rounds also stop when three in a row lower L by < 1e-9 (``stalled``). Finally the
+    output weights on the final directions are the exact minimum of the convex group lasso
+    (:func:`meanfield.theory.relu_activeset.solve_master`). With the bulk, a bulk update and a
+    certified minimization alternate ``outer`` times.
 
     Parameters
     ----------
@@ -159,6 +161,7 @@ def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, oute
         ``stalled`` (stopped because insertions no longer lowered L), ``history`` (per round: loss, outliers, λ_max).
     """
     from .erf_general import Problem
+    from .relu_activeset import balanced, merge, slide, solve_master
     from .relu_certificate import certificate, duality_gap, insertion, rayleigh
 
     pr = Problem(task, T, s, phi="relu")
@@ -172,18 +175,29 @@ def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, oute
     rng = np.random.default_rng(seed)
     U, A = 0.3 * rng.standard_normal((n, r)), 0.3 * rng.standard_normal((n, m))
     Bout, a0, g1, nfev, t = np.zeros_like(Y), np.zeros(m), np.zeros(P), 0, np.zeros_like(Y)
-    history, rounds, betas = [], 0, BETAS
+    history, rounds, kappa = [], 0, np.sqrt(P / s)
     for k in range(outer if bulk else 1):
         if bulk and k > 0:
             a0, g1 = _bulk(t, m0, Cov, s, P)
             Bout = np.outer(g1, a0)
+        if k == 0:                                # smoothed continuation: the global exploration
+            U, A, L, nf = _minimize(U, A, pr, M, Bout, BETAS)
+            U, A = _prune(U, A, pr)
+            nfev += nf
         stall = 0
         for _ in range(max_rounds + 1):
-            U, A, L, nf = _minimize(U, A, pr, M, Bout, betas)
+            U, A, L, nf, _stable = slide(U, A, Y - Bout, pr)       # exact relu, active set on the patterns
             U, A = _prune(U, A, pr)
-            betas, nfev = BETAS[-2:], nfev + nf
-            t = (Y - Bout - np.maximum(U @ pr.B.T, 0.0).T @ A) / T
+            nfev += nf
+            # exact output weights on these directions (convex group lasso): ā equation and ρ = 1 to ~1e-10
+            Uh, V, Phi = merge(U, A, pr)
+            V, kkt = solve_master(Phi, Y - Bout, kappa, T, V)
+            act = np.linalg.norm(V, axis=1) > 0
+            U, A = balanced(Uh[act], V[act], kappa)
+            t = (Y - Bout - Phi[:, act] @ V[act]) / T
             lam, D, rho = certificate(t, pr, U, n_random=n_random, seed=seed + len(history))
+            if lam <= 1.0 + cert_tol:             # confirm (and report) with 4× the random starts
+                lam, D, rho = certificate(t, pr, U, n_random=4 * n_random, seed=seed + 7919 + len(history))
             stall = stall + 1 if history and history[-1]["loss"] - L < 1e-9 * abs(L) else 0
             history.append(dict(loss=L, outliers=U.shape[0], lam_max=lam))
             new = D[rho > 1.0 + cert_tol][:max_new]
@@ -194,8 +208,6 @@ def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, oute
             ins = [insertion(u, t, pr) for u in new]
             A = np.vstack([A] + [a[None] / len(new) for a, _ in ins])
             U = np.vstack([U] + [u[None] for _, u in ins])
-    # final global search (4× the random starts) for the reported certificate and the duality-gap bound
-    lam = max(lam, certificate(t, pr, U, n_random=4 * n_random, seed=seed + 7919)[0])
     gap, primal = duality_gap(U, A, t, Y - Bout, pr, lam)
     n = U.shape[0]
     W = U @ M.T
