@@ -10,7 +10,8 @@ blocks (d, B), KS distance of the first-layer preactivation distribution per cla
 feature layer the readouts per code and the field t. Numbers: docs/theory_erf_deep.md §6.
 ``--coded``: the coded regime (lower T, docs §8): sampler table per layer (code fractions, switches,
 kernel blocks, pooled preactivation histograms per class, readouts per feature code, field), and with
-``--theory`` the ``start="coded"`` solve next to it (not converged so far: its residual is printed).
+``--theory`` the theory's coded branch next to it: the sampler's feature code fractions (frozen: its
+feature neurons do not switch) imposed, everything else solved (``erf_deep_coded.solve_frozen``).
 """
 from __future__ import annotations
 
@@ -157,9 +158,9 @@ def print_sampler_layers(r, T, classes):
     print(f"field t per class: {np.round(r['field'][classes] / T, 2).tolist()}")
 
 
-def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, max_outer=20, P=None):
+def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, P=None):
     """The coded regime (docs §8): sampler per layer (P = N unless given); with ``theory`` the
-    ``start="coded"`` solve."""
+    frozen-population theory (:func:`coded_theory`) and the layer-by-layer comparison."""
     P = N if P is None else P
     task = mf.toy_task(P, P + 20, y_minus=0.5)
     t0 = time.time()
@@ -172,11 +173,21 @@ def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, max_out
     r = sampler_layers(s, task)
     print_sampler_layers(r, T, classes)
     if theory:
-        t0 = time.time()
-        sol = mf.solve(task, "erf", depth=2, T=T, start="coded", max_outer=max_outer, n_random=8)
-        print(f"theory (start='coded'): {time.time() - t0:.0f} s, {sol.message}")
+        sol = coded_theory(task, T, r, classes)
         print_comparison(layer_comparison(sol, s, task))
-    return s, r
+        return s, r
+
+
+def coded_theory(task, T, r, classes, progress=True):
+    """The theory's coded branch with the sampler's *frozen* feature population (docs §8): the
+    feature code fractions of the run are imposed, t, K1 and Λ solved, started from the run's K1 and t."""
+    from meanfield.theory.erf_deep_coded import solve_frozen
+    d, B = r[1]["blocks"]
+    t0 = time.time()
+    fr = {c: p for c, p in r[2]["fractions"].items() if p >= 0.01 and any(c)}
+    sol = solve_frozen(task, T, fr, d, B, r["field"][classes] / T, progress=progress)
+    print(f"theory (frozen feature population {fr}): {time.time() - t0:.0f} s, {sol.message}")
+    return sol
 
 
 def main():

@@ -145,7 +145,7 @@ def _start(task, T, st, opts):
 
 
 def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mix=0.6, sweeps=0, n_random=16,
-                   seed=0, x0=None, progress=False, start="saturated", callback=None, global_search=True):
+                   seed=0, x0=None, progress=False, start="saturated", callback=None, global_search=True, frozen=None):
     """Two-hidden-layer sigmoid theory on the toy task (docs/theory_erf_deep.md).
 
     Parameters
@@ -182,7 +182,12 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
         says so.
     callback : callable, optional
         ``callback(x, info, residual)`` after every fixed-point sweep.
-    start : {"saturated", "one_layer", "coded"}
+    frozen : dict, optional
+        With ``start="frozen"``: keyword arguments of :func:`.erf_deep_coded.solve_frozen` — ``fractions``
+        (feature code → fraction of a frozen feature population), start ``d0``, ``B0``, ``t0`` (e.g. a
+        sampled network's first-layer kernel blocks and class field), optionally ``tol``, ``rounds``.
+        The coded branch that matches the sampler (docs §8).
+    start : {"saturated", "one_layer", "coded", "frozen"}
         Initial field: the saturated all-ones feature code (default) or the L = 1 solution (see
         :func:`_start`). ``"coded"``: saturated start, then the feature modes are searched globally at
         every sweep and C moves along the matrix geometric path (step ≤ ``mix``, adaptive; see
@@ -212,8 +217,13 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
                                   f"got K = {rho.size}")
     sigma_a2 = 1.0 / task.P if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     st = DeepState(rho, Yc, task.P * sigma_a2, task.P, T)
+    if start == "frozen":
+        from .erf_deep_coded import solve_frozen
+        if not frozen:
+            raise ValueError("start='frozen' needs frozen=dict(fractions=..., d0=..., B0=..., t0=...)")
+        return solve_frozen(task, T, sigma_a2=sigma_a2, N=N, progress=progress, **frozen)
     if start not in ("saturated", "one_layer", "coded"):
-        raise ValueError(f"start must be 'saturated', 'one_layer' or 'coded', got {start!r}")
+        raise ValueError(f"start must be 'saturated', 'one_layer', 'coded' or 'frozen', got {start!r}")
     opts = dict(sweeps=check_int(sweeps, "sweeps", minimum=0), start="one_layer" if start == "one_layer" else "saturated")
     if x0 is None:
         x = _start(task, T, st, opts)
