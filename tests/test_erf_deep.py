@@ -194,3 +194,86 @@ def test_coded_regime_sampler_first_layer_switches_feature_layer_frozen():
     assert sum(p > 0.05 for p in r[2]["fractions"].values()) >= 3
     fr1 = r[1]["fractions"]
     assert fr1.get((1, 1, 1), 0.0) < 0.05 and max(fr1.values()) > 0.18
+
+
+# ------------------------------------------------------- the coded branch: frozen feature population
+# Sampler, N = P = 100, T = 0.02 (docs §8): feature code fractions (frozen), first-layer code fractions,
+# kernel blocks and class field of the run; N = 400 numbers in the comments.
+CODED_FEATURE = {(1, 1, 1): 0.568, (0, 1, 1): 0.123, (1, 1, 0): 0.110, (1, 0, 1): 0.108, (1, 0, 0): 0.090}
+CODED_LAYER1 = {(0, 1, 1): 0.246, (1, 0, 0): 0.204, (1, 0, 1): 0.179, (1, 1, 0): 0.176, (0, 1, 0): 0.095,
+                (0, 0, 1): 0.094, (1, 1, 1): 0.005, (0, 0, 0): 0.001}      # N = 400: 0.253 0.206 0.174 0.173 …
+CODED_D = np.array([0.0852, 0.0670, 0.0669])                                # N = 400: (0.0859, 0.0686, 0.0686)
+CODED_B = np.array([[0.2973, 0.2416, 0.2419], [0.2416, 0.3157, 0.2516], [0.2419, 0.2516, 0.3161]])
+CODED_T = np.array([[3.74, -1.02, -1.02], [-1.98, 8.43, -2.77], [-1.97, -2.75, 8.44]])
+
+
+def _check_coded_agreement(sol, fr1, d, B, t, fr_tol, k_tol, t_tol):
+    l1 = sol.info["layer1"]
+    for code, p in fr1.items():
+        assert abs(l1["code_fractions"][code] - p) < fr_tol, (code, l1["code_fractions"][code], p)
+    assert np.max(np.abs(l1["d"] - d)) < k_tol * np.max(d)
+    assert np.max(np.abs(l1["B"] - B)) < k_tol * np.max(B)
+    assert np.max(np.abs(sol.info["t_class"] - t)) < t_tol * np.max(np.abs(t))
+
+
+@pytest.mark.slow
+def test_coded_branch_frozen_population_vs_sampler():
+    """N = P = 100, T = 0.02 (docs §8): sampler (≈ 100 s), then the theory with the run's frozen feature
+    code fractions imposed, started from the run's K1 and t (``start="frozen"``, ≈ 5–10 min).
+
+    The theory must converge (relative residual on fresh quadrature grids ≤ 1e-4) and reproduce what it does not
+    take from the run: the first-layer code fractions (switching neurons, sampling s.e. ≈ 0.01, and
+    N = 100 vs 400 differ by ≤ 0.007: tolerance 0.03), the first-layer kernel blocks d and B (within 5 % of
+    their largest entry: N = 100 vs 400 differ by 2.4 % in d), the field t and every code's readout (5 %).
+    """
+    import sys
+    import pathlib
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_erf_deep import sampler_layers, layer_comparison
+    task = mf.toy_task(100, 120, y_minus=0.5)
+    s = mf.sample(task, "erf", 100, depth=2, T=0.02, steps=20000, seed=1, space="weight", thin=50, anneal=0.15,
+                  progress=False)
+    r = sampler_layers(s, task)
+    classes = [list(task.labels).index(c) for c in range(3)]
+    d, B = r[1]["blocks"]
+    fr2 = {c: p for c, p in r[2]["fractions"].items() if p >= 0.01 and any(c)}
+    sol = mf.solve(task, "erf", depth=2, T=0.02, start="frozen",
+                   frozen=dict(fractions=fr2, d0=d, B0=B, t0=r["field"][classes] / 0.02))
+    assert sol.converged, sol.message
+    fr1 = {c: p for c, p in r[1]["fractions"].items()}
+    _check_coded_agreement(sol, fr1, 0.5 * (d + d[[0, 2, 1]]), 0.5 * (B + B[[0, 2, 1]][:, [0, 2, 1]]),
+                           r["field"][classes] / 0.02, fr_tol=0.03, k_tol=0.05, t_tol=0.05)
+    cmp = layer_comparison(sol, s, task)
+    assert cmp[1]["switching_neurons"] >= 90 and cmp[2]["switching_neurons"] <= 10
+    assert max(cmp["readout_rel_error"].values()) < 0.05 and cmp["t_rel_error"] < 0.05
+
+
+# converged frozen-population saddle at P = 100, T = 0.02 (t: 5 symmetric parameters, λ0, λ1, and P·C in the
+# basis e0, (e1 + e2)/√2, (e1 − e2)/√2: S00, S01, S11, S22), from a solve started at the run's K1 and t
+CODED_X = np.array([3.762620600446491, -1.025337039513242, -1.9820845060151053, 8.432473860418122,
+                    -2.7521380195174423, -0.4800625943895222, -0.8565186673652294, 11.822361660524297,
+                    -14.49439515131747, 25.234894011089892, 47.6495998677558])
+CODED_READOUTS = {(1, 1, 1): [0.877, 0.898, 0.903], (0, 1, 1): [-0.887, 1.364, 1.359],
+                  (1, 1, 0): [1.324, 1.548, -1.110], (1, 0, 1): [1.335, -1.110, 1.553], (1, 0, 0): [1.779, -0.441, -0.433]}
+
+
+def test_coded_branch_stored_solution_matches_sampler():
+    """The frozen-population saddle (docs §8) at a stored solution: one evaluation on fresh grids (≈ 25 s)
+    must satisfy the equations (relative residual ≤ 1e-4, so no Newton round is needed) and its outputs
+    must match the N = P = 100 sampler (docs §8 numbers): first-layer code fractions within 0.02 (sampling
+    s.e. ≈ 0.01), d and B within 3 % of their largest entry (N = 100 vs 400 differ by 2.4 % in d), t and
+    the per-code readouts within 3 %."""
+    from meanfield.theory import erf_deep_coded as co
+    task = mf.toy_task(100, 120, y_minus=0.5)
+    lam, C = co._lamC(CODED_X[5:], co._sym_basis(3), 100)
+    l1 = lay.layer1_posterior(lam, C, RHO, 100)
+    sol = mf.solve(task, "erf", depth=2, T=0.02, start="frozen",
+                   frozen=dict(fractions=CODED_FEATURE, d0=l1["d"], B0=l1["B"], t0=co._t_sym(CODED_X[:5]), lam0=lam,
+                               C0=C))
+    assert sol.converged and sol.info["history"] == [], sol.message
+    _check_coded_agreement(sol, CODED_LAYER1, CODED_D, CODED_B, CODED_T, fr_tol=0.02, k_tol=0.03, t_tol=0.03)
+    for code, a in zip(sol.codes, sol.readouts):
+        assert np.linalg.norm(a - CODED_READOUTS[code]) < 0.03 * np.linalg.norm(CODED_READOUTS[code])
+    # the first layer is near-critical in the class contrast: the largest eigenvalue of P·C is along (0, 1, −1)
+    w, V = np.linalg.eigh(100 * sol.info["C"])
+    assert abs(abs(V[:, -1] @ np.array([0, 1, -1])) / np.sqrt(2) - 1) < 1e-8
