@@ -277,3 +277,26 @@ def test_coded_branch_stored_solution_matches_sampler():
     # the first layer is near-critical in the class contrast: the largest eigenvalue of P·C is along (0, 1, −1)
     w, V = np.linalg.eigh(100 * sol.info["C"])
     assert abs(abs(V[:, -1] @ np.array([0, 1, -1])) / np.sqrt(2) - 1) < 1e-8
+
+
+def test_stein_lambda_class_reduction():
+    """``erf_deep_coded.stein_lambda`` (class blocks of Λ2 from samples) against the P × P Stein form (D2)."""
+    import types
+    from meanfield.theory import erf_deep_coded as co
+    from meanfield.theory.erf_general import Problem
+    rng = np.random.default_rng(3)
+    P, m, classes = 9, 3, np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    pr = Problem(types.SimpleNamespace(K0=np.eye(P), Y=np.eye(m)[classes], labels=classes), 0.05, 1.0)
+    Z, t = rng.standard_normal((3, 7, P)), rng.standard_normal((P, m))
+    lam, C = co.stein_lambda(pr, t, Z, classes, 3)[:2]
+    c = pr.s / pr.P
+    F, dF, d2F = pr.f(Z), pr.df(Z), pr.d2f(Z)
+    Hb = (c * F @ t) @ t.T
+    L = np.einsum("snp,snq->pq", Hb * dF, Hb * dF) + c * (t @ t.T) * np.einsum("snp,snq->pq", dF, dF)
+    L = (L + np.diag(np.sum(Hb * d2F, axis=(0, 1)))) / (Z.shape[0] * Z.shape[1])
+    for a in range(3):
+        for b in range(3):
+            blk = L[np.ix_(classes == a, classes == b)]
+            off = blk[~np.eye(blk.shape[0], blk.shape[1], dtype=bool)] if a == b else blk.ravel()
+            assert abs(C[a, b] - off.mean()) < 1e-12
+        assert abs(lam[a] - (np.diag(L)[classes == a].mean() - C[a, a])) < 1e-12
