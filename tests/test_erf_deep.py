@@ -219,7 +219,7 @@ def _check_coded_agreement(sol, fr1, d, B, t, fr_tol, k_tol, t_tol):
 @pytest.mark.slow
 def test_coded_branch_frozen_population_vs_sampler():
     """N = P = 100, T = 0.02 (docs §8): sampler (≈ 100 s), then the theory with the run's frozen feature
-    code fractions imposed, started from the run's K1 and t (``start="frozen"``, ≈ 5–10 min).
+    code fractions imposed, started from the run's K1 and t (``start="frozen"``; 676 s in all, shared machine).
 
     The theory must converge (relative residual on fresh quadrature grids ≤ 1e-4) and reproduce what it does not
     take from the run: the first-layer code fractions (switching neurons, sampling s.e. ≈ 0.01, and

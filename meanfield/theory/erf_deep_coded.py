@@ -21,6 +21,7 @@ stationary point of ``−I1(K1) + F2(K1)`` with F2 the feature-layer free energy
 """
 from __future__ import annotations
 
+import itertools
 import types
 
 import numpy as np
@@ -195,7 +196,6 @@ def feature_layer(task, classes, d, B, T, s, t0=None, seed=0, n_sys=16, n_lev=16
 # ------------------------------------------------------------------- feature layer, Laplace in a
 def _codes_starts(t, rho, s, K):
     """Every nonzero code's saturated stationary point ``a = s Σ_{c∈code} ρ_c t_c``."""
-    import itertools
     codes = np.array([c for c in itertools.product((0, 1), repeat=K) if any(c)])
     return s * (codes * rho) @ t
 
