@@ -62,7 +62,10 @@ def uniform_draw(seed, stream, counter, index):
     return uniform_at(stream_key(seed, stream, counter), index)
 
 
-@nb.njit(cache=True)
 def normal_fill(out, seed, stream, counter):
-    """Fill ``out`` with standard normals of stream ``(seed, stream, counter)`` (callable from Python)."""
-    fill_normal(out, stream_key(seed, stream, counter))
+    """Fill ``out`` with standard normals of stream ``(seed, stream, counter)`` (callable from Python).
+
+    Plain Python on purpose: a cached njit caller of the parallel :func:`fill_normal` segfaulted
+    when loaded from numba's cache (numba 0.68.1, a fresh process after the compiling one).
+    """
+    fill_normal(out, stream_key(np.uint64(seed), np.uint64(stream), np.uint64(counter)))
