@@ -68,4 +68,4 @@ def normal_fill(out, seed, stream, counter):
     Plain Python on purpose: a cached njit caller of the parallel :func:`fill_normal` segfaulted
     when loaded from numba's cache (numba 0.68.1, a fresh process after the compiling one).
     """
-    fill_normal(out, stream_key(np.uint64(seed), np.uint64(stream), np.uint64(counter)))
+    fill_normal(out, np.uint64(stream_key(seed, stream, counter)))
