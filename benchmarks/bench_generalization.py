@@ -11,7 +11,8 @@ For linear, sigmoid (erf) and ReLU one-hidden-layer networks on scikit-learn's d
   GP baseline, with the relative theory–sampler difference (target: within 15 %) and whether the
   non-lazy error is below the GP's for every class;
 * the centred kernel–target alignment (block-structure score) of the test kernel, sampled and
-  theory (:func:`meanfield.analysis.kernel_alignment`);
+  theory (:func:`meanfield.analysis.kernel_alignment`), and the theory's test kernel against the
+  sampled one (relative Frobenius difference, ``K rel Δ``);
 * for the linear net, max |theory mean − GP mean| on the test inputs (target: 1e-8);
 * with ``--theory-start``: the same errors for the sampler started in the theory's state
   (sigmoid, ReLU) — a stability check of the theory's state, as in the sigmoid toy comparison.
@@ -68,7 +69,7 @@ def main(argv=None):
     print(f"computed in {time.perf_counter() - t0:.0f} s (P = {d['scale']['P']}, {d['Y_test'].shape[0]} test inputs)")
     lab = d["labels_test"]
     print(f"\n{'φ':7s} {'corr':>7s} {'MAD':>7s}  {'error sampler | theory | GP (per class)':58s} "
-          f"{'max rel Δ':>9s} {'< GP':>5s} {'align s/t':>11s}")
+          f"{'max rel Δ':>9s} {'< GP':>5s} {'align s/t':>11s} {'K rel Δ':>8s}")
     for nl in ("linear", "erf", "relu"):
         r = d[nl]
         es, et, eg = r["error"], r["theory_error"], r["gp_error"]
@@ -81,10 +82,12 @@ def main(argv=None):
             corr = mad = rel = np.nan
         al_s = kernel_alignment(r["test_kernel"], lab)
         al_t = np.nan if r["theory_kernel"] is None else kernel_alignment(r["theory_kernel"], lab)
+        k_rel = np.nan if r["theory_kernel"] is None else \
+            np.linalg.norm(r["theory_kernel"] - r["test_kernel"]) / np.linalg.norm(r["test_kernel"])
         errs = " ".join(f"{v:.4f}" for v in es) + " | " + ("n/a" if et is None else " ".join(f"{v:.4f}" for v in et)) \
             + " | " + " ".join(f"{v:.4f}" for v in eg)
         print(f"{nl:7s} {corr:7.4f} {mad:7.4f}  {errs:58s} {rel:9.3f} {str(bool(np.all(es < eg))):>5s} "
-              f"{al_s:5.3f}/{al_t:5.3f}")
+              f"{al_s:5.3f}/{al_t:5.3f} {k_rel:8.3f}")
         if r["theory"]:
             print(f"        theory: {r['theory']}")
     if a.theory_start:

@@ -52,6 +52,19 @@ def test_general_theory_is_stationary_and_sparse():
     assert np.allclose(sol.outliers["a_bar"], R @ sol.field / task.P, atol=1e-5)
     # the predictor reproduces the training prediction Y − T t (exact relu throughout)
     assert np.max(np.abs(sol.predict(task.X) - sol.train_prediction)) < 1e-8
+    # feature kernel on new inputs: outliers relu(z̄(x)) relu(z̄(x'))ᵀ + the bulk's arc-cosine kernel;
+    # on the training inputs it is kernels[1]; on other inputs it is the same construction (checked
+    # against the explicit outlier sum and the closed-form arc-cosine kernel of two inputs)
+    assert np.array_equal(sol.kernel(1, task.X, task.X), sol.kernels[1])
+    Xn = np.random.default_rng(7).standard_normal((task.N0, 5))
+    Kn = sol.kernel(1, Xn, task.X[:, :3])
+    zx = (Xn.T @ task.X / task.N0) @ sol.info["w"].T
+    zy = sol.outliers["z_bar"][:, :3].T
+    c = (Xn.T @ task.X[:, :3]) / task.N0
+    kx, ky = np.sum(Xn ** 2, axis=0) / task.N0, np.diag(task.K0)[:3]
+    th = np.arccos(c / np.sqrt(np.outer(kx, ky)))
+    bulk = np.sqrt(np.outer(kx, ky)) / (2 * np.pi) * (np.sin(th) + (np.pi - th) * np.cos(th))
+    np.testing.assert_allclose(Kn, np.maximum(zx, 0) @ np.maximum(zy, 0).T + bulk, rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="T"):
         mf.solve(task, "relu", T=0.0)
 

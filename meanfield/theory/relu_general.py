@@ -249,14 +249,24 @@ def predictor(task, sol, bulk=True):
     return predict
 
 
-def train_kernel(task, sol, bulk=True):
-    """Feature-layer kernel on the training inputs: outliers ``Σ relu(z̄_i) relu(z̄_i)ᵀ`` + bulk (h → 0)."""
-    R = np.maximum(sol["z_bar"], 0.0)
-    K = R.T @ R
-    if bulk:
-        kd = np.diag(task.K0)
-        K = K + arccos_moments(kd[:, None], kd[None, :], task.K0)
-    return K
+def kernel_function(task, sol):
+    """Kernels on arbitrary inputs: layer 0 ``X1ᵀX2/N0``; layer 1 (feature layer, per N) the outliers'
+    ``Σ_i relu(z̄_i(x)) relu(z̄_i(x'))`` with ``z̄_i(x) = k0(x)ᵀ w_i``, plus the bulk's arc-cosine kernel
+    ``E[relu(z(x)) relu(z(x'))]`` under the prior (its tilt is O(1/√N) per neuron: h → 0).
+    The n = O(1) outliers carry preactivations √N z̄, so each adds O(1) to the kernel like the whole bulk."""
+    X, N0 = task.X, task.N0
+
+    def kernel(layer, X1=None, X2=None):
+        X1 = X if X1 is None else np.asarray(X1, dtype=np.float64)
+        X2 = X1 if X2 is None else np.asarray(X2, dtype=np.float64)
+        if layer == 0:
+            return X1.T @ X2 / N0
+        R1 = np.maximum((X1.T @ X / N0) @ sol["w"].T, 0.0)      # (P1, n)
+        R2 = np.maximum((X2.T @ X / N0) @ sol["w"].T, 0.0)
+        k1, k2 = np.sum(X1 * X1, axis=0) / N0, np.sum(X2 * X2, axis=0) / N0
+        return R1 @ R2.T + arccos_moments(k1[:, None], k2[None, :], X1.T @ X2 / N0)
+
+    return kernel
 
 
 def solve_relu_general(task, T, sigma_a2, *, bulk=False, tol=1e-5, seed=0, n_slots=None):
@@ -296,12 +306,13 @@ def solve_relu_general(task, T, sigma_a2, *, bulk=False, tol=1e-5, seed=0, n_slo
     if probs:
         msg = "not converged: " + "; ".join(probs) + "; " + msg
     a0 = sol["a0"]
+    kernel = kernel_function(task, sol)
     return Solution(
         nonlinearity="relu", depth=1, T=T, sigma_a2=sigma_a2, field=sol["t"],
-        kernels=(task.K0, train_kernel(task, sol, bulk)), converged=sol["converged"], residual=sol["residual"],
+        kernels=(task.K0, kernel(1)), converged=sol["converged"], residual=sol["residual"],
         message=msg, nit=sol["nfev"], codes=((0,) * K,), code_fractions=np.ones(1), readouts=a0[None],
         outliers=dict(a_bar=sol["a_bar"], z_bar=sol["z_bar"], z_bar_class=zc, codes=out_codes),
         finite_P=True, task=task,
         info=dict(a0=a0, bulk=bulk, bulk_activation=sol["bulk_activation"], w=sol["w"], general=True,
                   loss=sol["loss"], lam_max=sol["lam_max"], gap=sol["gap"], rounds=sol["rounds"], history=sol["history"]),
-        _predict=predictor(task, sol, bulk))
+        _predict=predictor(task, sol, bulk), _kernel=kernel)
