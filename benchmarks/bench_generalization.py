@@ -17,7 +17,10 @@ For linear, sigmoid (erf) and ReLU one-hidden-layer networks on scikit-learn's d
 * with ``--theory-start``: the same errors for the sampler started in the theory's state
   (sigmoid, ReLU) — a stability check of the theory's state, as in the sigmoid toy comparison.
 
-Usage: python benchmarks/bench_generalization.py [--small] [--theory-start]
+* with ``--anneal-sweep STEPS:T0 ...``: only the sigmoid, the annealed sampler (seeds 0, 1) for each
+  run length and starting temperature against the theory (docs/figures.md, the open sigmoid point).
+
+Usage: python benchmarks/bench_generalization.py [--small] [--theory-start] [--anneal-sweep 3000:0.15 ...]
 """
 import argparse
 import time
@@ -58,12 +61,38 @@ def theory_started(small):
             print(f"        theory: {sol.message}")
 
 
+def anneal_sweep(specs, small=False):
+    """Sigmoid: the annealed sampler's class errors against the theory for several anneals."""
+    sc = fig6.SCALES["small" if small else "default"]
+    task = fig6.digits_task(small)
+    sol = mf.solve(task, "erf", T=fig6.T)
+    ft = sol.predict(task.X_test)
+    et = np.mean((task.Y_test - ft) ** 2, axis=0)
+    print(f"sigmoid theory class errors {np.round(et, 4).tolist()} ({sol.message})")
+    for spec in specs:
+        steps, t0 = spec.split(":")
+        steps, t0 = int(steps), float(t0)
+        for seed in (0, 1):
+            tic = time.perf_counter()
+            s = mf.sample(task, "erf", sc["P"], T=fig6.T, steps=steps, seed=seed, space="preactivation",
+                          thin=max(1, steps // 300), anneal=t0, progress=False)
+            mean, es = fig6.sampled_error(s, task, sc["n_var"])
+            print(f"  {steps} transitions from T = {t0}, seed {seed}: {time.perf_counter() - tic:.0f} s, "
+                  f"errors {np.round(es, 4).tolist()}, max rel Δ {np.max(np.abs(et - es) / es):.3f}, "
+                  f"corr {np.corrcoef(ft.ravel(), mean.ravel())[0, 1]:.4f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="tiny scale (P = 45)")
     ap.add_argument("--theory-start", action="store_true",
                     help="also run the sampler started in the theory's state (sigmoid, ReLU)")
+    ap.add_argument("--anneal-sweep", nargs="+", metavar="STEPS:T0",
+                    help="only the sigmoid: annealed sampler vs theory for these run lengths / start temperatures")
     a = ap.parse_args(argv)
+    if a.anneal_sweep:
+        anneal_sweep(a.anneal_sweep, a.small)
+        return
     t0 = time.perf_counter()
     d = fig6.compute(small=a.small, progress=True)
     print(f"computed in {time.perf_counter() - t0:.0f} s (P = {d['scale']['P']}, {d['Y_test'].shape[0]} test inputs)")
