@@ -185,14 +185,6 @@ def coded_theory(task, T, r, classes, progress=True):
     d, B = r[1]["blocks"]
     t0 = time.time()
     fr = {c: p for c, p in r[2]["fractions"].items() if p >= 0.01 and any(c)}
-    if list(fr) == [(1, 1, 1)]:
-        # the run froze on the saturated branch (every feature neuron 1-1-1, e.g. N = P = 500 after 3000
-        # transitions): that branch is the default solve (docs §7); the frozen-population solver's
-        # fresh-grid quadrature does not resolve the near-saturated feature mode (d ≈ 1e-4)
-        sol = mf.solve(task, "erf", depth=2, T=T)
-        print(f"theory (saturated branch: the run's feature layer is all 1-1-1): {time.time() - t0:.0f} s, "
-              f"{sol.message}")
-        return sol
     sol = solve_frozen(task, T, fr, d, B, r["field"][classes] / T, progress=progress)
     print(f"theory (frozen feature population {fr}): {time.time() - t0:.0f} s, {sol.message}")
     return sol
