@@ -98,26 +98,31 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
 
 
 CACHED_CHILD = textwrap.dedent("""
+    import sys
     import numpy as np
-    from meanfield._kernels.rng import normal_fill, uniform_draw
+    from meanfield._kernels.rng import fill_normal, normal_fill, stream_key, uniform_draw
     q = np.empty(7)
-    normal_fill(q, 3, 0, 0)
+    if sys.argv[1] == "kernel":         # compiles only the parallel kernel into the cache
+        fill_normal(q, np.uint64(stream_key(3, 0, 0)))
+    else:
+        normal_fill(q, 3, 0, 0)
     print(repr(q.tolist()), repr(float(uniform_draw(3, 1, 2, 0))))
 """)
 
 
 def test_rng_kernels_loaded_from_the_numba_cache_in_a_new_process(tmp_path):
-    """Regression: the cached njit ``normal_fill`` (a caller of the parallel ``fill_normal``) segfaulted
-    in every process that loaded it from numba's cache (numba 0.68.1). The first child compiles into
-    a fresh cache directory, the next ones load from it; all agree bit for bit with this process."""
+    """Regression: ``normal_fill`` was a cached njit caller of the parallel ``fill_normal``. Compiled in
+    a process that had loaded ``fill_normal`` from numba's cache, it segfaulted in every later process
+    that loaded it (numba 0.68.1): this sequence, on a fresh cache directory, crashed the third child.
+    All children must agree bit for bit with this process."""
     from meanfield._kernels.rng import normal_fill, uniform_draw
     q = np.empty(7)
     normal_fill(q, 3, 0, 0)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    outs = [subprocess.run([sys.executable, "-c", CACHED_CHILD], capture_output=True, text=True, timeout=300, env=env)
-            for _ in range(3)]
-    for r in outs:
-        assert r.returncode == 0, r.stderr[-2000:]
+    for mode in ("kernel", "wrapper", "wrapper"):
+        r = subprocess.run([sys.executable, "-c", CACHED_CHILD, mode], capture_output=True, text=True, timeout=300,
+                           env=env)
+        assert r.returncode == 0, (mode, r.returncode, r.stderr[-2000:])
         assert r.stdout == f"{q.tolist()!r} {float(uniform_draw(3, 1, 2, 0))!r}\n"
 
 
