@@ -65,7 +65,8 @@ def uniform_draw(seed, stream, counter, index):
 def normal_fill(out, seed, stream, counter):
     """Fill ``out`` with standard normals of stream ``(seed, stream, counter)`` (callable from Python).
 
-    Plain Python on purpose: a cached njit caller of the parallel :func:`fill_normal` segfaulted
-    when loaded from numba's cache (numba 0.68.1, a fresh process after the compiling one).
+    Plain Python on purpose: as a cached njit caller of the parallel :func:`fill_normal`, compiled in
+    a process that had loaded ``fill_normal`` from numba's cache, it segfaulted in every process that
+    loaded it afterwards (numba 0.68.1; docs/sampler.md).
     """
     fill_normal(out, np.uint64(stream_key(seed, stream, counter)))

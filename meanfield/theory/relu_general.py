@@ -230,17 +230,21 @@ def solve_general(task, T, s, *, n_slots=None, bulk=True, tol=1e-5, seed=0, oute
                 cert_tol=cert_tol, rounds=rounds, history=history, gap=gap / primal, stalled=stall >= 3)
 
 
+def _new_input_features(task, sol, X_new):
+    """``k0(x)`` (P_new × P), the outliers' ``relu(z̄_i(x))`` with ``z̄_i(x) = k0(x)ᵀ w_i`` (P_new × n) and
+    the prior variance ``k0(x, x)`` of new inputs (columns of ``X_new``)."""
+    X_new = np.asarray(X_new, dtype=np.float64)
+    k0 = X_new.T @ task.X / task.N0
+    return k0, np.maximum(k0 @ sol["w"].T, 0.0), np.sum(X_new * X_new, axis=0) / task.N0
+
+
 def predictor(task, sol, bulk=True):
     """Mean predictor on new inputs: ``Σ_i ā_i relu(k0(x)ᵀ w_i) + a0 ⟨relu(z(x))⟩`` (linear response)."""
-    X, N0 = task.X, task.N0
 
     def predict(X_new):
-        X_new = np.asarray(X_new, dtype=np.float64)
-        k0 = X_new.T @ X / N0                                    # (P_new, P)
-        zx = k0 @ sol["w"].T                                     # (P_new, n): z̄_i(x) = k0(x)ᵀ w_i
-        f = np.maximum(zx, 0.0) @ sol["a_bar"]
+        k0, R, kxx = _new_input_features(task, sol, X_new)
+        f = R @ sol["a_bar"]
         if bulk:
-            kxx = np.sum(X_new * X_new, axis=0) / N0
             cov = relu_covariance(k0, kxx, np.diag(task.K0))
             g = np.sqrt(kxx * _INV_2PI) + cov @ (sol["t"] @ sol["a0"])
             f = f + np.outer(g, sol["a0"])
@@ -254,17 +258,15 @@ def kernel_function(task, sol):
     ``Σ_i relu(z̄_i(x)) relu(z̄_i(x'))`` with ``z̄_i(x) = k0(x)ᵀ w_i``, plus the bulk's arc-cosine kernel
     ``E[relu(z(x)) relu(z(x'))]`` under the prior (its tilt is O(1/√N) per neuron: h → 0).
     The n = O(1) outliers carry preactivations √N z̄, so each adds O(1) to the kernel like the whole bulk."""
-    X, N0 = task.X, task.N0
 
     def kernel(layer, X1=None, X2=None):
-        X1 = X if X1 is None else np.asarray(X1, dtype=np.float64)
+        X1 = task.X if X1 is None else np.asarray(X1, dtype=np.float64)
         X2 = X1 if X2 is None else np.asarray(X2, dtype=np.float64)
         if layer == 0:
-            return X1.T @ X2 / N0
-        R1 = np.maximum((X1.T @ X / N0) @ sol["w"].T, 0.0)      # (P1, n)
-        R2 = np.maximum((X2.T @ X / N0) @ sol["w"].T, 0.0)
-        k1, k2 = np.sum(X1 * X1, axis=0) / N0, np.sum(X2 * X2, axis=0) / N0
-        return R1 @ R2.T + arccos_moments(k1[:, None], k2[None, :], X1.T @ X2 / N0)
+            return X1.T @ X2 / task.N0
+        _, R1, k1 = _new_input_features(task, sol, X1)
+        _, R2, k2 = (None, R1, k1) if X2 is X1 else _new_input_features(task, sol, X2)
+        return R1 @ R2.T + arccos_moments(k1[:, None], k2[None, :], X1.T @ X2 / task.N0)
 
     return kernel
 
