@@ -17,10 +17,17 @@ For linear, sigmoid (erf) and ReLU one-hidden-layer networks on scikit-learn's d
 * with ``--theory-start``: the same errors for the sampler started in the theory's state
   (sigmoid, ReLU) — a stability check of the theory's state, as in the sigmoid toy comparison.
 
-* with ``--anneal-sweep STEPS:T0 ...``: only the sigmoid, the annealed sampler (seeds 0, 1) for each
-  run length and starting temperature against the theory (docs/figures.md, the open sigmoid point).
+* with ``--anneal-sweep STEPS:T0 ...``: only the sigmoid, the annealed HMC sampler (seeds 0, 1) for each
+  run length and starting temperature against the theory, each followed by the readout-collapsed
+  sampler started in the state HMC froze in (docs/figures.md);
+* with ``--collapsed-starts``: only the sigmoid, the collapsed sampler from a prior draw, from the
+  frozen annealed-HMC state and from the theory's state (seeds 0, 1), with code fractions per half.
 
-Usage: python benchmarks/bench_generalization.py [--small] [--theory-start] [--anneal-sweep 3000:0.15 ...]
+The sigmoid row of the main table samples with :func:`meanfield.sample_collapsed` (HMC freezes on
+digits out of equilibrium; docs/sampler.md), linear and ReLU with preactivation-space HMC.
+
+Usage: python benchmarks/bench_generalization.py [--small] [--theory-start] [--collapsed-starts]
+       [--anneal-sweep 3000:0.15 ...]
 """
 import argparse
 import time
@@ -80,6 +87,45 @@ def anneal_sweep(specs, small=False):
             print(f"  {steps} transitions from T = {t0}, seed {seed}: {time.perf_counter() - tic:.0f} s, "
                   f"errors {np.round(es, 4).tolist()}, max rel Δ {np.max(np.abs(et - es) / es):.3f}, "
                   f"corr {np.corrcoef(ft.ravel(), mean.ravel())[0, 1]:.4f}")
+            _collapsed_line("    then the collapsed sampler from that state", task, s, seed, et, ft, sc)
+
+
+def _collapsed_line(label, task, init, seed, et, ft, sc):
+    """Run :func:`sample_collapsed` (sigmoid, Fig. 6 size) from ``init``; print its errors against the theory's."""
+    tic = time.perf_counter()
+    s = mf.sample_collapsed(task, "erf", sc["P"], T=fig6.T, sweeps=2 * sc["sweeps"], seed=seed, thin=4, init=init,
+                            progress=False)
+    mean, es = fig6.sampled_error(s, task, sc["n_var"])
+    d = s.diagnostics
+    print(f"{label}, seed {seed}: {time.perf_counter() - tic:.0f} s, errors {np.round(es, 4).tolist()}, "
+          f"max rel Δ {np.max(np.abs(et - es) / es):.3f}, corr {np.corrcoef(ft.ravel(), mean.ravel())[0, 1]:.4f}, "
+          f"jump acceptance {d['jump_acceptance']:.4f}\n      codes (class|readout signs), 1st half: "
+          f"{d['code_fractions_first_half']}\n      2nd half: {d['code_fractions_second_half']}")
+
+
+def collapsed_starts(small=False):
+    """Sigmoid: the collapsed sampler from a prior draw, the frozen annealed-HMC state and the theory's state."""
+    from meanfield.sampling.theory_start import _general_erf_state
+    sc = fig6.SCALES["small" if small else "default"]
+    task = fig6.digits_task(small)
+    sol = mf.solve(task, "erf", T=fig6.T)
+    ft = sol.predict(task.X_test)
+    et = np.mean((task.Y_test - ft) ** 2, axis=0)
+    print(f"sigmoid theory class errors {np.round(et, 4).tolist()}, codes "
+          + " ".join(f"{''.join(map(str, c))}:{p:.3f}" for c, p in zip(sol.codes, sol.code_fractions)))
+    h = mf.sample(task, "erf", sc["P"], T=fig6.T, steps=sc["steps"], seed=0, space="preactivation", thin=2,
+                  anneal=0.15, progress=False)
+    _, eh = fig6.sampled_error(h, task, sc["n_var"])
+    from meanfield.analysis import code_fractions
+    from meanfield.code_agreement import sampled_codes
+    fr = code_fractions(sampled_codes(h, task)[-1:])
+    print(f"annealed HMC ({sc['steps']} transitions from T = 0.15): errors {np.round(eh, 4).tolist()}, "
+          f"max rel Δ {np.max(np.abs(et - eh) / eh):.3f}, codes at the last sample "
+          + " ".join(f"{''.join(map(str, c))}:{p:.2f}" for c, p in sorted(fr.items(), key=lambda kv: -kv[1])))
+    starts = dict(prior=None, frozen_hmc=h, theory=_general_erf_state(sol, sc["P"], np.random.default_rng(1))[1])
+    for name, init in starts.items():
+        for seed in (0, 1):
+            _collapsed_line(f"collapsed from {name}", task, init, seed, et, ft, sc)
 
 
 def main(argv=None):
@@ -87,9 +133,14 @@ def main(argv=None):
     ap.add_argument("--small", action="store_true", help="tiny scale (P = 45)")
     ap.add_argument("--theory-start", action="store_true",
                     help="also run the sampler started in the theory's state (sigmoid, ReLU)")
+    ap.add_argument("--collapsed-starts", action="store_true",
+                    help="only the sigmoid: the collapsed sampler from three kinds of start against the theory")
     ap.add_argument("--anneal-sweep", nargs="+", metavar="STEPS:T0",
                     help="only the sigmoid: annealed sampler vs theory for these run lengths / start temperatures")
     a = ap.parse_args(argv)
+    if a.collapsed_starts:
+        collapsed_starts(a.small)
+        return
     if a.anneal_sweep:
         anneal_sweep(a.anneal_sweep, a.small)
         return

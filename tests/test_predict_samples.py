@@ -34,3 +34,36 @@ def test_on_training_inputs_equals_the_sampled_mean_prediction(name):
     assert np.allclose(f, s.mean_prediction, atol=1e-5)     # preactivations are stored as float32
     with pytest.raises(ValueError, match="X_new"):
         mf.predict_samples(s, task, X[:5])
+
+
+@pytest.mark.parametrize("name", ["erf", "relu", "softplus"])
+def test_gaussian_pair_activation_vs_two_dimensional_quadrature(name):
+    """E[φ(u₁)φ(u₂)] for correlated Gaussians against scipy's dblquad (erf also against the bivariate
+    normal CDF, its closed form), including a degenerate u₁ and perfectly correlated u₁ = u₂."""
+    from scipy.integrate import dblquad
+    from scipy.stats import multivariate_normal
+
+    from meanfield.sampling.predict import gaussian_pair_activation
+
+    phi = nonlinearity(name)
+    for m1, m2, v1, v2, c in ((0.3, -0.4, 0.8, 1.3, 0.5), (1.1, 0.2, 0.0, 0.7, 0.0), (-0.2, -0.2, 0.6, 0.6, 0.6)):
+        got = float(gaussian_pair_activation(phi, m1, m2, v1, v2, c))
+        if v1 == 0.0:
+            ref = float(phi.phi(np.array(m1))) * float(gaussian_mean_activation(phi, m2, v2))
+        elif c * c >= v1 * v2 - 1e-15:
+            ref = quad(lambda x: phi.phi(np.array(m1 + np.sqrt(v1) * x)) ** 2 * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
+                       -12, 12)[0]
+        else:
+            cov = np.array([[v1, c], [c, v2]])
+            L = np.linalg.cholesky(cov)
+            def dens(y, x):
+                return (phi.phi(np.array(m1 + L[0, 0] * x)) * phi.phi(np.array(m2 + L[1, 0] * x + L[1, 1] * y))
+                        * np.exp(-(x * x + y * y) / 2) / (2 * np.pi))
+            ref = dblquad(dens, -10, 10, -10, 10, epsabs=1e-11)[0]
+            if name == "erf":
+                k = np.sqrt(np.pi / 2)
+                s = np.sqrt(1 + k * k * np.array([v1, v2]))
+                cdf = multivariate_normal([0, 0], [[1, k * k * c / (s[0] * s[1])], [k * k * c / (s[0] * s[1]), 1]]).cdf(
+                    [k * m1 / s[0], k * m2 / s[1]])
+                assert abs(cdf - ref) < 1e-6
+        assert abs(got - ref) < 1e-6 * max(1.0, abs(ref)), (name, got, ref)

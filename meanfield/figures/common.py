@@ -116,20 +116,23 @@ def new_input_preactivations(samples, task, X_new, index=-1, seed=0):
 
     Exact for the sampled posterior: given a layer's input activations, the weights enter the
     likelihood only through the training preactivations, so the new preactivations are their
-    Gaussian conditional (the construction :func:`meanfield.predict_samples` uses for layer 1).
+    Gaussian conditional (the construction :func:`meanfield.predict_samples` uses for layer 1),
+    drawn jointly over the new inputs (their conditional covariance, not only its diagonal: the
+    kernel between two new inputs depends on it).
 
     Returns
     -------
     list of ndarray (N, Q)
     """
-    from ..sampling.predict import conditional_map
+    from ..sampling.predict import conditional_covariance, conditional_map
     rng = np.random.default_rng(seed)
     phi = phi_of(samples.config["nonlinearity"])
     H_tr, H_new, width, out = task.X, np.asarray(X_new, dtype=np.float64), task.N0, []
     for Z in samples.preactivations:
         Zt = np.asarray(Z[index], dtype=np.float64)                  # (N, P)
-        B, var = conditional_map(H_tr, H_new, width)
-        Zn = Zt @ B.T + rng.standard_normal((Zt.shape[0], B.shape[0])) * np.sqrt(var)
+        B, _ = conditional_map(H_tr, H_new, width)
+        d, V = np.linalg.eigh(conditional_covariance(H_tr, H_new, H_new, width))   # joint over the new inputs
+        Zn = Zt @ B.T + (rng.standard_normal((Zt.shape[0], B.shape[0])) * np.sqrt(np.maximum(d, 0.0))) @ V.T
         out.append(Zn)
         H_tr, H_new, width = phi.phi(Zt), phi.phi(Zn), Zt.shape[0]
     return out

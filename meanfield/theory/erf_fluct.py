@@ -26,7 +26,7 @@ from scipy import linalg
 from .._kernels.tempered_ess import tempered_ess
 from .._validation import check_int
 from ..analysis.codes import neuron_codes
-from ..sampling.predict import conditional_map, gaussian_mean_activation
+from ..sampling.predict import conditional_map, gaussian_mean_activation, pair_kernel
 from .erf_general import Problem
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz
@@ -278,7 +278,7 @@ def solve_erf_fluct(task, T, sigma_a2, *, seed=0, n_sys=32, n_lev=16, sweeps=(20
         X2 = X1 if X2 is None else X2
         if layer == 0:
             return np.asarray(X1, dtype=np.float64).T @ np.asarray(X2, dtype=np.float64) / N0
-        return moments(X1) @ moments(X2).T / sub.shape[0]
+        return pair_kernel(pr.phi, X, N0, X1, X2, sub, np.full(sub.shape[0], 1.0 / sub.shape[0]))
 
     msg = (f"general data, fluctuations kept (replica-exchange ESS, {n_sys} ladders × {n_lev} levels): "
            f"{len(codes)} code(s), residual {r['residual']:.2e}, z-score {r['zscore']:.2f}, "

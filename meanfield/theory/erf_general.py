@@ -30,7 +30,7 @@ from scipy.special import ndtr
 
 from .._blas import serial_blas
 from ..nonlinearities import nonlinearity as _nonlinearity
-from ..sampling.predict import conditional_map, gaussian_mean_activation
+from ..sampling.predict import conditional_map, gaussian_mean_activation, pair_kernel
 
 
 def _numpy_phi(phi):
@@ -349,7 +349,7 @@ def solve_erf_general(task, T, sigma_a2, *, n_starts=16, seed=0, tol=1e-8, max_o
         X2 = X1 if X2 is None else X2
         if layer == 0:
             return np.asarray(X1, dtype=np.float64).T @ np.asarray(X2, dtype=np.float64) / N0
-        return (moments(X1) * r["lam"]) @ moments(X2).T
+        return pair_kernel(pr.phi, X, N0, X1, X2, r["Z"], r["lam"])
 
     atoms = dict(a=r["A"], z=r["Z"], u=r["U"], weight=r["lam"], code=atom_codes, E=r["E"])
     return Solution(
