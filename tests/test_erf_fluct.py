@@ -108,6 +108,8 @@ def test_theory_vs_sampler_general_data_fluctuations():
     assert np.linalg.norm(sol.kernels[1] - K1_s) / np.linalg.norm(K1_s) < 0.1
     ft, fs = sol.predict(task.X_test), mf.predict_samples(s, task, task.X_test)
     assert np.corrcoef(ft.ravel(), fs.ravel())[0, 1] > 0.95
+    # the regression predictor is exact on the training inputs (β = I there): Y − T t
+    np.testing.assert_allclose(sol.predict(task.X), sol.train_prediction, atol=1e-8)
 
 
 def test_general_data_P100_random_labels_vs_sampler():
