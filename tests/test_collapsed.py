@@ -114,3 +114,21 @@ def test_bad_arguments():
         sample_collapsed(task, "erf", 10, sweeps=10, init=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="jumps"):
         sample_collapsed(task, "erf", 10, sweeps=10, jumps=-1)
+
+
+@pytest.mark.slow
+def test_digits_fluctuation_theory_vs_collapsed_sampler():
+    """Digits 0/1/2, T = 0.01: the theory with the fluctuations kept (exact as N → ∞ at P = 100) and the
+    collapsed sampler at N = 300 agree on the class-wise test errors within 5 % (measured 1.3 %;
+    0.8 % at N = 1000). The fluctuation theory's former plain-average predictor was off by 60 % here.
+    About 8 min."""
+    from meanfield.figures import fig6
+
+    task = fig6.digits_task(False)
+    sol = mf.solve(task, "erf", T=0.01, fluctuations=True)
+    assert sol.converged, sol.message
+    et = np.mean((task.Y_test - sol.predict(task.X_test)) ** 2, axis=0)
+    s = sample_collapsed(task, "erf", 300, T=0.01, sweeps=1600, seed=0, thin=8, progress=False)
+    mean, es = fig6.sampled_error(s, task, 30)
+    assert np.max(np.abs(et - es) / es) < 0.05, (et, es)
+    assert np.corrcoef(mean.ravel(), sol.predict(task.X_test).ravel())[0, 1] > 0.99
