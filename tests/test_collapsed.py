@@ -132,3 +132,58 @@ def test_digits_fluctuation_theory_vs_collapsed_sampler():
     mean, es = fig6.sampled_error(s, task, 30)
     assert np.max(np.abs(et - es) / es) < 0.05, (et, es)
     assert np.corrcoef(mean.ravel(), sol.predict(task.X_test).ravel())[0, 1] > 0.99
+
+
+CHILD = """
+import meanfield as mf, sys
+task = mf.random_label_task(30, 12, y_minus=-0.5, seed=4)
+mf.sample_collapsed(task, "erf", 20, T=0.05, sweeps=3000, warmup=40, thin=10, seed=2, checkpoint=sys.argv[1],
+                    checkpoint_every=5, progress=False)
+"""
+
+
+def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
+    """Killed during the warm-up's collection of the jump proposal's neurons (sweeps 20–39), the run
+    resumes from its checkpoint and ends bit-identical to an uninterrupted one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt = str(tmp_path / "run.npz")
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, ckpt])
+    killed_at, t0 = None, time.time()
+    try:
+        while time.time() - t0 < 120:
+            if os.path.exists(ckpt):
+                with np.load(ckpt) as d:
+                    s = int(d["scalars"][1])
+                if s >= 25:
+                    proc.send_signal(signal.SIGKILL)
+                    killed_at = s
+                    break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.002)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert killed_at is not None and killed_at < 3000, "the child finished before it could be killed"
+    with np.load(ckpt) as d:
+        resumed_from = int(d["scalars"][1])
+    task = mf.random_label_task(30, 12, y_minus=-0.5, seed=4)
+    kw = dict(T=0.05, sweeps=3000, warmup=40, thin=10, seed=2, progress=False)
+    resumed = sample_collapsed(task, "erf", 20, checkpoint=ckpt, checkpoint_every=5, **kw)
+    clean = sample_collapsed(task, "erf", 20, **kw)
+    assert resumed_from < 3000
+    print(f"killed at sweep {killed_at}, resumed from {resumed_from}")
+    assert np.array_equal(resumed.final_state, clean.final_state)
+    assert np.array_equal(resumed.readouts, clean.readouts)
+    assert np.array_equal(resumed.preactivations[0], clean.preactivations[0])
+    for k in clean.traces:
+        assert np.array_equal(resumed.traces[k], clean.traces[k], equal_nan=True), k
+    assert resumed.diagnostics == clean.diagnostics
+    other = mf.random_label_task(30, 12, y_minus=-0.5, seed=5)
+    with pytest.raises(ValueError, match="another run"):
+        sample_collapsed(other, "erf", 20, checkpoint=ckpt, **kw)

@@ -22,6 +22,8 @@ Readouts are drawn from their exact Gaussian conditional at every stored sample,
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import numpy as np
@@ -32,6 +34,7 @@ from .._validation import check_float, check_int
 from ..nonlinearities import nonlinearity as _get_nonlinearity
 from ..tasks import Task
 from .geometry import first_layer_geometry
+from .hmc import _task_fingerprint
 from .progress import Progress
 from .storage import TRACE_KEYS, Samples
 
@@ -119,7 +122,7 @@ def _draw_readouts(Phi, Y, T, sig2, rng):
 
 
 def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, seed=0, thin=1, init=None,
-                     sigma_a2=None, jumps=1, max_shrink=60, progress=None):
+                     sigma_a2=None, jumps=1, max_shrink=60, checkpoint=None, checkpoint_every=100, progress=None):
     """Sample a one-hidden-layer network's posterior with the readout integrated out (mode-jumping Gibbs).
 
     Parameters
@@ -149,6 +152,12 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
         Mode-jump proposals per neuron per sweep after warm-up (0: slice steps only).
     max_shrink : int
         Cap on the elliptical-slice bracket shrinkages per step.
+    checkpoint : str or path, optional
+        File for the run's state, written atomically every ``checkpoint_every`` sweeps and at the end.
+        If it exists, the run resumes from it (a killed run continues exactly as if uninterrupted);
+        a checkpoint of a different run (task, configuration or seed) is refused.
+    checkpoint_every : int
+        Sweeps between checkpoints.
     progress : bool, optional
         Progress bar on stderr (default: when stderr is a terminal).
 
@@ -160,8 +169,7 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
         ``Y − T M⁻¹Y``; ``diagnostics`` hold the code fractions of the first and second half of the
         stored samples (stationarity) and the jump acceptance. ``final_state`` is the flattened
         coordinate matrix C (N × r, ``Z = C Bᵀ``); ``gradient_evals`` counts conditional
-        log-likelihood evaluations (the sampler uses no gradients). No checkpointing: a run at the
-        Fig. 6 size takes about 20 s.
+        log-likelihood evaluations (the sampler uses no gradients).
     """
     if not isinstance(task, Task):
         raise TypeError(f"task must be a meanfield Task, got {type(task).__name__}")
@@ -175,6 +183,8 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
     thin = check_int(thin, "thin", minimum=1)
     jumps = check_int(jumps, "jumps", minimum=0)
     max_shrink = check_int(max_shrink, "max_shrink", minimum=1)
+    checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    checkpoint = None if checkpoint is None else os.fspath(checkpoint)
     seed = check_int(seed, "seed", minimum=0)
     sig2 = phi.sigma_a2(task.P, 1) if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     P, m = task.P, task.m
@@ -202,13 +212,22 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
     traces["step_size"][:] = np.nan
     rng = np.random.default_rng([seed, 7])
     stats = np.zeros(3, dtype=np.int64)
-    bar = Progress(sweeps, enabled=progress)
-    tic = time.perf_counter()
-    k_store = 0
+    config = dict(N=N, depth=1, T=T, P=P, m=m, N0=task.N0, nonlinearity=phi.name, sigma_a2=sig2, space="collapsed",
+                  seed=seed, steps=sweeps, warmup=warmup, thin=thin, jumps=jumps)
+    st = dict(C=C, Z=Z, Phi=Phi, stats=stats, mix=mix, C_hist=C_hist, code_hist=code_hist, readouts=readouts,
+              pre=pre, K1=K1, fbar=fbar, traces=traces, k_store=0, s=0, wall=0.0)
+    ident = dict(config, max_shrink=max_shrink, init=None if init is None else "given",
+                 task=_task_fingerprint(task))
+    if checkpoint is not None and os.path.exists(checkpoint):
+        _load_state(checkpoint, ident, st, rng)
+    C, Z, Phi, stats, mix = st["C"], st["Z"], st["Phi"], st["stats"], st["mix"]
+    Minv = _m_inverse(Phi, T, c)
+    bar = Progress(sweeps, enabled=progress, start=st["s"])
+    tic = time.perf_counter() - st["wall"]
     prog = phi.prog
-    for s in range(sweeps):
-        if s == warmup and jumps and C_hist:
-            mix = fit_mixture(np.concatenate(C_hist), np.concatenate(code_hist))
+    for s in range(st["s"], sweeps):
+        if s == warmup and jumps and st["C_hist"]:
+            mix = st["mix"] = fit_mixture(np.concatenate(st["C_hist"]), np.concatenate(st["code_hist"]))
         n_jump = jumps if (s >= warmup and len(mix["mus"])) else 0
         before = stats.copy()
         collapsed_sweep(phi.code, prog, C, Z, Phi, Minv, B, Y, c, sig2, mix["mus"], mix["L"], mix["Linv"],
@@ -218,17 +237,23 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
         traces["train_error"][s] = T * T * np.sum(t * t) / (P * m)
         traces["accept_prob"][s] = (stats[2] - before[2]) / max(stats[1] - before[1], 1)
         if collect_from <= s < warmup and jumps:
-            C_hist.append(C.copy())
-            code_hist.append(_cluster_codes(Phi, t, labels, phi.name))
+            st["C_hist"].append(C.copy())
+            st["code_hist"].append(_cluster_codes(Phi, t, labels, phi.name))
         if s >= warmup and (s - warmup) % thin == 0:
-            readouts[k_store] = _draw_readouts(Phi, Y, T, sig2, rng)
-            pre[k_store] = Z
+            k = st["k_store"]
+            readouts[k] = _draw_readouts(Phi, Y, T, sig2, rng)
+            pre[k] = Z
             K1 += Phi.T @ Phi / N
             fbar += Y - T * t
-            k_store += 1
+            st["k_store"] = k + 1
+        st["s"] = s + 1
+        if checkpoint is not None and (st["s"] % checkpoint_every == 0 or st["s"] == sweeps):
+            st["wall"] = time.perf_counter() - tic
+            _save_state(checkpoint, ident, st, rng)
         bar.update(s + 1, err=float(traces["train_error"][s]), jump=float(traces["accept_prob"][s]))
     bar.close()
     wall = time.perf_counter() - tic
+    C, stats, mix, K1, fbar = st["C"], st["stats"], st["mix"], st["K1"], st["fbar"]
     codes = np.array([_cluster_codes(phi.phi(np.asarray(z, dtype=np.float64)), None, labels, phi.name, a)
                       for z, a in zip(pre, readouts)]) if S else np.zeros((0, N, 1), dtype=bool)
     half = S // 2
@@ -237,8 +262,6 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
                 mixture_components=int(len(mix["mus"])),
                 code_fractions_first_half=_fractions(codes[:max(half, 1)], split),
                 code_fractions_second_half=_fractions(codes[half:], split))
-    config = dict(N=N, depth=1, T=T, P=P, m=m, N0=task.N0, nonlinearity=phi.name, sigma_a2=sig2, space="collapsed",
-                  seed=seed, steps=sweeps, warmup=warmup, thin=thin, jumps=jumps)
     return Samples(readouts=readouts, preactivations=[pre], kernels=(task.K0, K1 / S), mean_prediction=fbar / S,
                    traces=traces, iterations=np.array(stored), config=config, wall_time=wall,
                    gradient_evals=int(stats[0]), final_state=C.ravel().copy(), diagnostics=diag)
@@ -263,3 +286,41 @@ def _fractions(codes, split=None):
     order = np.argsort(-counts)
     fmt = lambda k: "".join(map(str, k[:split])) + ("|" + "".join(map(str, k[split:])) if split else "")  # noqa: E731
     return " ".join(fmt(keys[k]) + f":{counts[k] / len(flat):.3f}" for k in order)
+
+
+_MIX_KEYS = ("mus", "L", "Linv", "logdet", "logw")
+
+
+def _save_state(path, ident, st, rng):
+    """Write the run state atomically (temporary file, fsync, rename)."""
+    arrays = dict(C=st["C"], Z=st["Z"], Phi=st["Phi"], stats=st["stats"], readouts=st["readouts"], pre=st["pre"],
+                  K1=st["K1"], fbar=st["fbar"], scalars=np.array([st["k_store"], st["s"], st["wall"]]),
+                  meta=np.array(json.dumps(dict(ident=ident, rng=rng.bit_generator.state), sort_keys=True)))
+    arrays.update({"mix_" + k: st["mix"][k] for k in _MIX_KEYS})
+    arrays.update({"trace_" + k: v for k, v in st["traces"].items()})
+    if st["C_hist"]:
+        arrays["C_hist"], arrays["code_hist"] = np.array(st["C_hist"]), np.array(st["code_hist"])
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _load_state(path, ident, st, rng):
+    """Restore ``st`` and ``rng`` from a checkpoint of the same run (else ValueError)."""
+    with np.load(path, allow_pickle=False) as d:
+        meta = json.loads(str(d["meta"]))
+        if meta["ident"] != json.loads(json.dumps(ident, sort_keys=True)):
+            raise ValueError(f"checkpoint {path!r} belongs to another run (task, configuration or seed differ)")
+        for k in ("C", "Z", "Phi", "stats", "readouts", "pre", "K1", "fbar"):
+            st[k][...] = d[k]
+        st["mix"] = {k: d["mix_" + k].copy() for k in _MIX_KEYS}
+        for k in st["traces"]:
+            st["traces"][k][...] = d["trace_" + k]
+        st["C_hist"] = list(d["C_hist"]) if "C_hist" in d else []
+        st["code_hist"] = list(d["code_hist"]) if "code_hist" in d else []
+        k_store, s, wall = d["scalars"]
+        st["k_store"], st["s"], st["wall"] = int(k_store), int(s), float(wall)
+    rng.bit_generator.state = meta["rng"]
