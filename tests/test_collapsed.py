@@ -145,30 +145,14 @@ mf.sample_collapsed(task, "erf", 20, T=0.05, sweeps=3000, warmup=40, thin=10, se
 def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
     """Killed during the warm-up's collection of the jump proposal's neurons (sweeps 20–39), the run
     resumes from its checkpoint and ends bit-identical to an uninterrupted one."""
-    import os
-    import signal
     import subprocess
     import sys
-    import time
+
+    from _kill import kill_at_checkpoint
 
     ckpt = str(tmp_path / "run.npz")
     proc = subprocess.Popen([sys.executable, "-c", CHILD, ckpt])
-    killed_at, t0 = None, time.time()
-    try:
-        while time.time() - t0 < 120:
-            if os.path.exists(ckpt):
-                with np.load(ckpt) as d:
-                    s = int(d["scalars"][1])
-                if s >= 25:
-                    proc.send_signal(signal.SIGKILL)
-                    killed_at = s
-                    break
-            if proc.poll() is not None:
-                break
-            time.sleep(0.002)
-    finally:
-        proc.kill()
-        proc.wait()
+    killed_at = kill_at_checkpoint(proc, ckpt, 1, 25)           # scalars[1]: sweeps done
     assert killed_at is not None and killed_at < 3000, "the child finished before it could be killed"
     with np.load(ckpt) as d:
         resumed_from = int(d["scalars"][1])

@@ -1,15 +1,14 @@
 """The sampler itself: gradients, determinism, exact resume after SIGKILL, space equivalence, errors."""
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 import meanfield as mf
+from _kill import kill_at_checkpoint
 from meanfield._kernels import network as nw
 from meanfield.nonlinearities import nonlinearity
 
@@ -68,23 +67,7 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
     steps = 6000
     ckpt = str(tmp_path / "run.npz")
     proc = subprocess.Popen([sys.executable, "-c", CHILD.format(steps=steps), ckpt])
-    killed_at = None
-    t0 = time.time()
-    try:
-        while time.time() - t0 < 120:
-            if os.path.exists(ckpt):
-                with np.load(ckpt) as d:
-                    it = int(d["scalars"][2])
-                if it >= 100:
-                    proc.send_signal(signal.SIGKILL)
-                    killed_at = it
-                    break
-            if proc.poll() is not None:
-                break
-            time.sleep(0.005)
-    finally:
-        proc.kill()
-        proc.wait()
+    killed_at = kill_at_checkpoint(proc, ckpt, 2, 100)          # scalars[2]: the iteration
     assert killed_at is not None and killed_at < steps, "the child finished before it could be killed"
     task = _small_task()
     kw = dict(N=10, depth=2, T=0.05, steps=steps, seed=5, thin=7, anneal=0.2, progress=False)

@@ -21,17 +21,25 @@ import numba as nb
 import numpy as np
 
 from .phi import phi as _phi
-from .rng import stream_key, uniform_at
+from .rng import normal_at, stream_key, uniform_at
+from .tempered_ess import ellipse_direction
 
 _TWO_PI = 2.0 * math.pi
 STREAM = 11
 
 
-@nb.njit(cache=True, inline="always")
-def _normal(key, index):
-    u1 = uniform_at(key, index)
-    u2 = uniform_at(key, index + 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+@nb.njit(cache=True)
+def _sym_apply(A, x, out):
+    """out = A x (A symmetric P × P); returns xᵀ A x."""
+    P = x.shape[0]
+    q = 0.0
+    for mu in range(P):
+        acc = 0.0
+        for nu in range(P):
+            acc += A[mu, nu] * x[nu]
+        out[mu] = acc
+        q += x[mu] * acc
+    return q
 
 
 @nb.njit(cache=True)
@@ -40,13 +48,7 @@ def _loglik(code, prog, z, W, Y, c, sig2, f, v):
     P, m = Y.shape
     for mu in range(P):
         f[mu] = _phi(code, prog, z[mu])
-    q = 0.0
-    for mu in range(P):
-        acc = 0.0
-        for nu in range(P):
-            acc += W[mu, nu] * f[nu]
-        v[mu] = acc
-        q += f[mu] * acc
+    q = _sym_apply(W, f, v)
     g2 = 0.0
     for j in range(m):
         acc = 0.0
@@ -103,30 +105,15 @@ def collapsed_sweep(code, prog, C, Z, Phi, Minv, B, Y, c, sig2, mus, L, Linv, lo
         cumw[k] = acc
     for i in range(N):
         key = stream_key(seed, STREAM, sweep * N + i)
-        idx = 0
         # W = M_{-i}^{-1} = M^{-1} + c w wᵀ / (1 − c φᵢᵀ w),  w = M^{-1} φᵢ
-        d = 0.0
-        for mu in range(P):
-            s = 0.0
-            for nu_ in range(P):
-                s += Minv[mu, nu_] * Phi[i, nu_]
-            w[mu] = s
-            d += Phi[i, mu] * s
-        d = c / (1.0 - c * d)
+        d = c / (1.0 - c * _sym_apply(Minv, Phi[i], w))
         for mu in range(P):
             for nu_ in range(P):
                 W[mu, nu_] = Minv[mu, nu_] + d * w[mu] * w[nu_]
         lcur = _loglik(code, prog, Z[i], W, Y, c, sig2, f, v)
         stats[0] += 1
         # elliptical slice step on c_i ~ N(0, I) tilted by exp(ℓ)
-        for k in range(r):
-            xi[k] = _normal(key, idx)
-            idx += 2
-        for mu in range(P):
-            s = 0.0
-            for k in range(r):
-                s += B[mu, k] * xi[k]
-            nu[mu] = s
+        idx = ellipse_direction(key, B, xi, nu)
         logy = lcur + math.log(uniform_at(key, idx))
         idx += 1
         theta = _TWO_PI * uniform_at(key, idx)
@@ -159,7 +146,7 @@ def collapsed_sweep(code, prog, C, Z, Phi, Minv, B, Y, c, sig2, mus, L, Linv, lo
             while k < K - 1 and cumw[k] < uk:
                 k += 1
             for a in range(r):
-                xi[a] = _normal(key, idx)
+                xi[a] = normal_at(key, idx)
                 idx += 2
             for a in range(r):
                 s = mus[k, a]
@@ -192,14 +179,7 @@ def collapsed_sweep(code, prog, C, Z, Phi, Minv, B, Y, c, sig2, mus, L, Linv, lo
         # Φᵢ ← φ(zᵢ);  M^{-1} = W − c v vᵀ / (1 + c q),  v = W φᵢ
         for mu in range(P):
             Phi[i, mu] = _phi(code, prog, Z[i, mu])
-        q = 0.0
-        for mu in range(P):
-            s = 0.0
-            for nu_ in range(P):
-                s += W[mu, nu_] * Phi[i, nu_]
-            v[mu] = s
-            q += Phi[i, mu] * s
-        d = c / (1.0 + c * q)
+        d = c / (1.0 + c * _sym_apply(W, Phi[i], v))
         for mu in range(P):
             for nu_ in range(P):
                 Minv[mu, nu_] = W[mu, nu_] - d * v[mu] * v[nu_]

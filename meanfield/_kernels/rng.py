@@ -42,6 +42,14 @@ def uniform_at(key, index):
     return ((mix64(key ^ mix64(np.uint64(index))) >> _S11) + 0.5) * _INV_2_53
 
 
+@nb.njit(cache=True, inline="always")
+def normal_at(key, index):
+    """Standard normal from the uniforms at ``index`` and ``index + 1`` of ``key`` (Box–Muller, cosine branch)."""
+    u1 = uniform_at(key, index)
+    u2 = uniform_at(key, index + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+
+
 @nb.njit(cache=True, parallel=True)
 def fill_normal(out, key):
     """Fill the flat array ``out`` with standard normals (Box–Muller), deterministic in ``key``."""

@@ -17,16 +17,26 @@ import numba as nb
 import numpy as np
 
 from .fastphi import erf_phi_dphi, wide_vectors
-from .rng import stream_key, uniform_at
+from .rng import normal_at, stream_key, uniform_at
 
 _TWO_PI = 2.0 * math.pi
 
 
-@nb.njit(cache=True, inline="always")
-def _normal(key, index):
-    u1 = uniform_at(key, index)
-    u2 = uniform_at(key, index + 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+@nb.njit(cache=True)
+def ellipse_direction(key, B, xi, nu):
+    """The auxiliary draw of an elliptical slice step: ξ ~ N(0, I_r) from ``key`` (indices 0, 2, …),
+    ν = B ξ (P × r times r). Returns the next unused index of ``key``."""
+    P, r = B.shape
+    idx = 0
+    for k in range(r):
+        xi[k] = normal_at(key, idx)
+        idx += 2
+    for mu in range(P):
+        acc = 0.0
+        for k in range(r):
+            acc += B[mu, k] * xi[k]
+        nu[mu] = acc
+    return idx
 
 
 @nb.njit(cache=True, fastmath=True, error_model="numpy")
@@ -60,16 +70,8 @@ def _ess_step(z, Lz, beta, B, W, c, key, xi, nu, prop, f, w, max_shrink):
     The auxiliary draw ν = B ξ costs the only matrix-vector product of the step; every point
     on the ellipse z cos θ + ν sin θ is then O(P). Returns (L of the new state, evaluations).
     """
-    P, r = B.shape
-    idx = 0
-    for k in range(r):
-        xi[k] = _normal(key, idx)
-        idx += 2
-    for mu in range(P):
-        acc = 0.0
-        for k in range(r):
-            acc += B[mu, k] * xi[k]
-        nu[mu] = acc
+    P = B.shape[0]
+    idx = ellipse_direction(key, B, xi, nu)
     if beta == 0.0:                       # the prior itself: an exact independent draw
         for mu in range(P):
             z[mu] = nu[mu]

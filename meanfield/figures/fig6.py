@@ -14,9 +14,9 @@ equilibrium on digits (docs/figures.md). Test preactivations of a sample are dra
 conditional given the training ones (:func:`common.new_input_preactivations`); the sampled mean
 predictor is :func:`meanfield.predict_samples`, its generalization error bias² + posterior
 variance (over stored samples); the GP baseline is :func:`meanfield.gp_baseline`. Theory: whatever
-``mf.solve(task, φ, T=...)`` provides on general data (linear: mean predictor and test kernel;
-ReLU: outlier predictor); where it raises NotImplementedError (sigmoid, until its general-data
-theory lands) the panel says "theory: n/a". The theory's error is bias² of its mean predictor.
+``mf.solve(task, φ, T=...)`` provides on general data (mean predictor and test kernel: linear
+exact, sigmoid the paper's MNIST theory, ReLU the outliers plus the arc-cosine bulk); where a theory
+is not computed the panel says "theory: n/a". The theory's error is bias² of its mean predictor.
 ``small`` uses the linear theory only (the general-data ReLU outlier search takes minutes on 2 cores).
 """
 from __future__ import annotations

@@ -36,7 +36,7 @@ from ..tasks import Task
 from .geometry import first_layer_geometry
 from .hmc import _task_fingerprint
 from .progress import Progress
-from .storage import TRACE_KEYS, Samples
+from .storage import TRACE_KEYS, Samples, atomic_savez
 
 
 def _m_inverse(Phi, T, c):
@@ -194,7 +194,6 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
     C = np.ascontiguousarray(_initial_coordinates(init, N, B, seed))
     Z = np.ascontiguousarray(C @ B.T)
     Phi = np.ascontiguousarray(phi.phi(Z))
-    Minv = _m_inverse(Phi, T, c)
     Y = np.ascontiguousarray(task.Y, dtype=np.float64)
     mix = _empty_mixture(r)
     labels = task.labels
@@ -253,7 +252,6 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
         bar.update(s + 1, err=float(traces["train_error"][s]), jump=float(traces["accept_prob"][s]))
     bar.close()
     wall = time.perf_counter() - tic
-    C, stats, mix, K1, fbar = st["C"], st["stats"], st["mix"], st["K1"], st["fbar"]
     codes = np.array([_cluster_codes(phi.phi(np.asarray(z, dtype=np.float64)), None, labels, phi.name, a)
                       for z, a in zip(pre, readouts)]) if S else np.zeros((0, N, 1), dtype=bool)
     half = S // 2
@@ -292,7 +290,7 @@ _MIX_KEYS = ("mus", "L", "Linv", "logdet", "logw")
 
 
 def _save_state(path, ident, st, rng):
-    """Write the run state atomically (temporary file, fsync, rename)."""
+    """Write the run state atomically (:func:`atomic_savez`)."""
     arrays = dict(C=st["C"], Z=st["Z"], Phi=st["Phi"], stats=st["stats"], readouts=st["readouts"], pre=st["pre"],
                   K1=st["K1"], fbar=st["fbar"], scalars=np.array([st["k_store"], st["s"], st["wall"]]),
                   meta=np.array(json.dumps(dict(ident=ident, rng=rng.bit_generator.state), sort_keys=True)))
@@ -300,12 +298,7 @@ def _save_state(path, ident, st, rng):
     arrays.update({"trace_" + k: v for k, v in st["traces"].items()})
     if st["C_hist"]:
         arrays["C_hist"], arrays["code_hist"] = np.array(st["C_hist"]), np.array(st["code_hist"])
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_savez(path, arrays)
 
 
 def _load_state(path, ident, st, rng):

@@ -18,6 +18,16 @@ import numpy as np
 TRACE_KEYS = ("energy", "train_error", "accept_prob", "step_size", "n_leapfrog", "divergent", "temperature")
 
 
+def atomic_savez(path, arrays):
+    """``np.savez(path, **arrays)`` atomically: a temporary file, fsync, then rename over ``path``."""
+    tmp = os.fspath(path) + ".tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 @dataclass
 class RunState:
     """Mutable state of a sampler run (everything a checkpoint must hold)."""
@@ -60,12 +70,7 @@ class RunState:
             arrays["trace_" + k] = v
         for i, z in enumerate(self.preactivations):
             arrays[f"pre_{i}"] = z
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_savez(path, arrays)
 
     @classmethod
     def load(cls, path):
