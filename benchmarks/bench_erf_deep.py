@@ -1,7 +1,7 @@
 """Two-hidden-layer sigmoid networks on the toy task: theory vs weight-space sampler (issue 6).
 
     python benchmarks/bench_erf_deep.py --agreement [--N 500] [--T 0.04] [--steps 1000] [--anneal 0.15]
-    python benchmarks/bench_erf_deep.py --coded [--N 100] [--T 0.02] [--steps 20000] [--theory]
+    python benchmarks/bench_erf_deep.py --coded [--N 100] [--T 0.02] [--steps 20000] [--theory] [--samples run.npz]
 
 Paper Fig. 5 setting: N = P = 500, N0 = 520, ρ = [½, ¼, ¼], y₊ = 1, y₋ = ½. Weight space is the only
 sampler for depth 2 and it is slow (N = P = 100: ≈ 0.3 s per transition on a shared core); the
@@ -11,7 +11,7 @@ feature layer the readouts per code and the field t. Numbers: docs/theory_erf_de
 ``--coded``: the coded regime (lower T, docs §8): sampler table per layer (code fractions, switches,
 kernel blocks, pooled preactivation histograms per class, readouts per feature code, field), and with
 ``--theory`` the theory's coded branch next to it: the sampler's feature code fractions (frozen: its
-feature neurons do not switch) imposed, everything else solved (``erf_deep_coded.solve_frozen``).
+feature neurons do not switch) imposed, everything else solved (``erf_deep_frozen.solve_frozen``).
 """
 from __future__ import annotations
 
@@ -158,16 +158,30 @@ def print_sampler_layers(r, T, classes):
     print(f"field t per class: {np.round(r['field'][classes] / T, 2).tolist()}")
 
 
-def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, P=None):
+def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, P=None, samples=None):
     """The coded regime (docs §8): sampler per layer (P = N unless given); with ``theory`` the
-    frozen-population theory (:func:`coded_theory`) and the layer-by-layer comparison."""
+    frozen-population theory (:func:`coded_theory`) and the layer-by-layer comparison. ``samples``:
+    an ``.npz`` path; loaded if it exists (the sampler is skipped), else the run checkpoints to
+    ``samples + ".ckpt"`` (resumable) and is saved there."""
+    import os
     P = N if P is None else P
     task = mf.toy_task(P, P + 20, y_minus=0.5)
     t0 = time.time()
-    s = mf.sample(task, "erf", N, depth=2, T=T, steps=steps, seed=seed, space="weight", thin=max(1, steps // 400),
-                  anneal=anneal, progress=False)
+    loaded = samples is not None and os.path.exists(samples)
+    if loaded:
+        s = mf.Samples.load(samples)
+        if (s.N, s.T, s.config["steps"], s.config["seed"]) != (N, T, steps, seed):
+            raise ValueError(f"samples {samples} are of another run (N, T, steps, seed = {s.N}, {s.T}, "
+                             f"{s.config['steps']}, {s.config['seed']})")
+    else:
+        s = mf.sample(task, "erf", N, depth=2, T=T, steps=steps, seed=seed, space="weight",
+                      thin=max(1, steps // 400), anneal=anneal, progress=False,
+                      checkpoint=None if samples is None else samples + ".ckpt")
+        if samples is not None:
+            s.save(samples)
     err = float(np.mean((task.Y - s.mean_prediction) ** 2))
-    print(f"sampler N = {N}, P = {P}, T = {T}: {time.time() - t0:.0f} s ({steps} transitions, annealed from {anneal}); "
+    how = f"loaded from {samples}, run took {s.wall_time:.0f} s" if loaded else f"{time.time() - t0:.0f} s"
+    print(f"sampler N = {N}, P = {P}, T = {T}: {how} ({steps} transitions, annealed from {anneal}); "
           f"train error/T {err / T:.3f}")
     classes = [list(task.labels).index(c) for c in range(3)]
     r = sampler_layers(s, task)
@@ -181,7 +195,7 @@ def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, P=None)
 def coded_theory(task, T, r, classes, progress=True):
     """The theory's coded branch with the sampler's *frozen* feature population (docs §8): the
     feature code fractions of the run are imposed, t, K1 and Λ solved, started from the run's K1 and t."""
-    from meanfield.theory.erf_deep_coded import solve_frozen
+    from meanfield.theory.erf_deep_frozen import solve_frozen
     d, B = r[1]["blocks"]
     t0 = time.time()
     fr = {c: p for c, p in r[2]["fractions"].items() if p >= 0.01 and any(c)}
@@ -201,9 +215,10 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--coded", action="store_true", help="the coded regime (sampler table; --theory adds the solve)")
     ap.add_argument("--theory", action="store_true")
+    ap.add_argument("--samples", default=None, help="--coded: .npz of the run (loaded if present, else written)")
     args = ap.parse_args()
     if args.coded:
-        coded(args.N, args.T, args.steps, args.anneal, args.seed, args.theory, P=args.P)
+        coded(args.N, args.T, args.steps, args.anneal, args.seed, args.theory, P=args.P, samples=args.samples)
     elif args.agreement:
         agreement(args.N, args.T, args.steps, args.anneal, args.seed, args.P)
     else:

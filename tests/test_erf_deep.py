@@ -263,7 +263,7 @@ def test_coded_branch_stored_solution_matches_sampler():
     must match the N = P = 100 sampler (docs §8 numbers): first-layer code fractions within 0.02 (sampling
     s.e. ≈ 0.01), d and B within 3 % of their largest entry (N = 100 vs 400 differ by 2.4 % in d), t and
     the per-code readouts within 3 %."""
-    from meanfield.theory import erf_deep_coded as co
+    from meanfield.theory import erf_deep_frozen as co
     task = mf.toy_task(100, 120, y_minus=0.5)
     lam, C = co._lamC(CODED_X[5:], co._sym_basis(3), 100)
     l1 = lay.layer1_posterior(lam, C, RHO, 100)
@@ -300,3 +300,56 @@ def test_stein_lambda_class_reduction():
             off = blk[~np.eye(blk.shape[0], blk.shape[1], dtype=bool)] if a == b else blk.ravel()
             assert abs(C[a, b] - off.mean()) < 1e-12
         assert abs(lam[a] - (np.diag(L)[classes == a].mean() - C[a, a])) < 1e-12
+
+
+# ------------------------------------------------- Fig. 5 setting (P = 500): the 1 <-> 2-symmetric sub-branch
+# Sampler N = P = 500, T = 0.02, 3000 transitions annealed from 0.15 (docs §9): every feature neuron frozen in
+# 1-1-1 (0 switches), all 500 first-layer neurons switch; class blocks rounded to the digits printed.
+FIG5_LAYER1 = {(1, 0, 0): 0.220, (1, 1, 0): 0.202, (1, 0, 1): 0.196, (1, 1, 1): 0.181, (0, 0, 0): 0.055,
+               (0, 1, 0): 0.051, (0, 0, 1): 0.050, (0, 1, 1): 0.046}
+FIG5_D = np.array([0.104, 0.1046, 0.1046])
+FIG5_B = np.array([[0.2679, 0.258, 0.2578], [0.258, 0.2484, 0.2482], [0.2578, 0.2482, 0.248]])
+FIG5_T = np.array([[13.2, -5.65, -5.65], [-11.74, 19.39, -5.61], [-11.74, -5.6, 19.4]])
+FIG5_READOUT = np.array([0.739, 0.615, 0.615])
+
+
+def test_fig5_setting_theory_converges_and_matches_sampler():
+    """P = 500, T = 0.02, feature population 1-1-1 (≈ 15 s). The solve starts from the run's (rounded) K1 and t,
+    made positive definite; only the feature code fractions are taken from the run. It must converge on the
+    1 <-> 2-symmetric sub-branch (residual ≤ 1e-4 on fresh grids; before the sub-branch it stalled at 3.6e-2) and
+    reproduce the N = 500 run: first-layer code fractions within 0.02 (sampling s.e. ≈ 0.01), d and B within
+    1 % of their largest entry, t and the readout within 1 %."""
+    task = mf.toy_task(500, 520, y_minus=0.5)
+    B0 = np.array([[0.2686, 0.2582, 0.2582], [0.2582, 0.2484, 0.2483], [0.2582, 0.2483, 0.2484]])   # PSD
+    sol = mf.solve(task, "erf", depth=2, T=0.02, start="frozen",
+                   frozen=dict(fractions={(1, 1, 1): 1.0}, d0=FIG5_D, B0=B0, t0=FIG5_T))
+    assert sol.converged and sol.info["symmetric_subbranch"], sol.message
+    _check_coded_agreement(sol, FIG5_LAYER1, FIG5_D, FIG5_B, FIG5_T, fr_tol=0.02, k_tol=0.01, t_tol=0.01)
+    assert np.linalg.norm(sol.readouts[0] - FIG5_READOUT) < 0.01 * np.linalg.norm(FIG5_READOUT)
+    # on the sub-branch classes 1 and 2 are exactly equal, in the first layer and in the feature layer
+    assert np.max(np.abs(sol.info["C"] @ np.array([0, 1, -1]))) == 0.0
+    assert sol.info["layer1"]["B"][1, 1] == sol.info["layer1"]["B"][1, 2]
+
+
+def test_symmetric_subbranch_is_the_limit_of_the_full_quadrature():
+    """:mod:`erf_deep_merged` (classes 1, 2 merged, exactly singular B and C) against the full 3-class quadratures
+    with a small antisymmetric variance ε = 1e-7: the v-average and the first-layer posterior agree to 1e-6. (The
+    difference falls ∝ ε: 5e-5 in log Z at ε = 1e-4, 5e-6 at 1e-5; below ≈ 1e-8 the 3-class quadrature itself
+    loses digits to the conditioning of B⁻¹ — why the unconstrained solve could not sit on the sub-branch.)"""
+    from meanfield.theory import erf_deep_merged as mg
+    n = 200 * RHO
+    B = np.array([[0.268, 0.258, 0.258], [0.258, 0.2485, 0.2485], [0.258, 0.2485, 0.2485]])   # PSD, rank 2
+    e = np.array([0.0, 1.0, -1.0]) / np.sqrt(2)
+    h, d = np.array([2.8, -0.2, -0.2]), np.array([0.104, 0.105, 0.105])
+    full = lay.v_posterior(h, d, B + 1e-7 * np.outer(e, e), n)
+    sub = mg.v_posterior(h, d, B, n)
+    for k in ("logZ", "phi", "var", "gvv", "gv_gv", "cov_phi", "v_mean"):
+        assert np.max(np.abs(full[k] - sub[k])) < 1e-6 * (1 + np.max(np.abs(sub[k]))), k
+    lam, C = np.array([-0.11, 0.01, 0.01]), np.array([[1.0, -0.08, -0.08], [-0.08, 0.007, 0.007],
+                                                      [-0.08, 0.007, 0.007]]) / 200
+    full = lay.layer1_posterior(lam, C + 1e-7 * np.outer(e, e) / 200, RHO, 200)
+    sub = mg.layer1_posterior(lam, C, RHO, 200)
+    assert np.max(np.abs(full["B"] - sub["B"])) < 1e-6 and np.max(np.abs(full["d"] - sub["d"])) < 1e-6
+    assert max(abs(full["code_fractions"][c] - p) for c, p in sub["code_fractions"].items()) < 1e-6
+    with pytest.raises(ValueError, match="h_1 = h_2"):
+        mg.v_posterior(np.array([2.8, -0.2, 0.3]), d, B, n)

@@ -183,10 +183,11 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
     callback : callable, optional
         ``callback(x, info, residual)`` after every fixed-point sweep.
     frozen : dict, optional
-        With ``start="frozen"``: keyword arguments of :func:`.erf_deep_coded.solve_frozen` — ``fractions``
+        With ``start="frozen"``: keyword arguments of :func:`.erf_deep_frozen.solve_frozen` — ``fractions``
         (feature code → fraction of a frozen feature population), start ``d0``, ``B0``, ``t0`` (e.g. a
-        sampled network's first-layer kernel blocks and class field), optionally ``tol``, ``rounds``.
-        The coded branch that matches the sampler (docs §8).
+        sampled network's first-layer kernel blocks and class field), optionally ``tol``, ``rounds``,
+        ``symmetric`` (the 1 ↔ 2-symmetric sub-branch, default when every imposed code is invariant:
+        docs §9). The coded branch that matches the sampler (docs §8, §9).
     start : {"saturated", "one_layer", "coded", "frozen"}
         Initial field: the saturated all-ones feature code (default) or the L = 1 solution (see
         :func:`_start`). ``"coded"``: saturated start, then the feature modes are searched globally at
@@ -218,7 +219,7 @@ def solve_erf_deep(task, T, N=None, *, sigma_a2=None, tol=1e-5, max_outer=30, mi
     sigma_a2 = 1.0 / task.P if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     st = DeepState(rho, Yc, task.P * sigma_a2, task.P, T)
     if start == "frozen":
-        from .erf_deep_coded import solve_frozen
+        from .erf_deep_frozen import solve_frozen
         if not frozen:
             raise ValueError("start='frozen' needs frozen=dict(fractions=..., d0=..., B0=..., t0=...)")
         return solve_frozen(task, T, sigma_a2=sigma_a2, N=N, progress=progress, **frozen)
