@@ -231,11 +231,16 @@ def solve_frozen(task, T, fractions, d0, B0, t0, *, lam0=None, C0=None, sigma_a2
         if res <= tol:
             break
         modes.A = info["feature"]["A"]
-        # forward-difference step √eps = 1e-5 relative: at 1e-3 (eps = 1e-6) hybr stalled at 1.6e-4 (P = 500)
-        sol = optimize.root(fun, x[:nx], method="hybr", options=dict(eps=1e-10, xtol=1e-10))
+        # unknowns shifted and scaled to y = 1 + (x − x_r) / max(|x_r|, 0.1), so that MINPACK's relative
+        # forward-difference step √eps |y| = 1e-5 is ≥ 1e-6 in x: relative to |x| it was 1e-8 for the
+        # small P·C entries at T = 0.2 (Jacobian lost in the quadrature's noise; stall at 1.9e-4), and
+        # at √eps = 1e-3 (eps = 1e-6) hybr stalled at 1.6e-4 at P = 500, T = 0.02
+        xr, sc = x[:nx].copy(), np.maximum(np.abs(x[:nx]), 0.1)
+        sol = optimize.root(lambda y: fun(xr + (y - 1.0) * sc), np.ones(nx), method="hybr",
+                            options=dict(eps=1e-10, xtol=1e-10))
         nfev += sol.nfev
         if np.max(np.abs(sol.fun)) < 1e2:
-            x = np.concatenate([sol.x, x[nx:]])
+            x = np.concatenate([xr + (sol.x - 1.0) * sc, x[nx:]])
             res, info = fresh(x)
         history.append(dict(round=rnd, frozen_residual=float(np.max(np.abs(sol.fun))), residual=res, nfev=sol.nfev))
         if progress:
