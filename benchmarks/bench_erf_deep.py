@@ -16,6 +16,7 @@ feature neurons do not switch) imposed, everything else solved (``erf_deep_froze
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -163,7 +164,6 @@ def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, P=None,
     frozen-population theory (:func:`coded_theory`) and the layer-by-layer comparison. ``samples``:
     an ``.npz`` path; loaded if it exists (the sampler is skipped), else the run checkpoints to
     ``samples + ".ckpt"`` (resumable) and is saved there."""
-    import os
     P = N if P is None else P
     task = mf.toy_task(P, P + 20, y_minus=0.5)
     t0 = time.time()

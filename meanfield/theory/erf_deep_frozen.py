@@ -11,6 +11,7 @@ quadrature grids, class exchange 1 ↔ 2 imposed; on the 1 ↔ 2-symmetric sub-b
 from __future__ import annotations
 
 import itertools
+from contextlib import nullcontext
 
 import numpy as np
 from scipy import optimize
@@ -44,10 +45,7 @@ class Modes:
         rows = []
         for g, a in enumerate(self.A):
             geo = self.geos[g]
-            if frozen:
-                with geo.freeze():
-                    r = lay.feature_modes(t, d, B, rho, P, s, a[None], geometry=geo, vpost=self.vpost)
-            else:
+            with geo.freeze() if frozen else nullcontext():
                 r = lay.feature_modes(t, d, B, rho, P, s, a[None], geometry=geo, vpost=self.vpost)
             if len(r[0]) == 0:
                 raise FloatingPointError(f"feature mode {g} lost (not a maximum)")
@@ -114,10 +112,7 @@ def frozen_residual(x, modes, weights, rho, Yc, P, s, T, geo1, frozen=True, merg
     if np.linalg.eigvalsh(C[:2, :2] if merged else C)[0] <= 0:
         raise FloatingPointError("C is not positive definite")
     posterior = merged_branch.layer1_posterior if merged else lay.layer1_posterior
-    if frozen:
-        with geo1.freeze():
-            l1 = posterior(lam, C, rho, P, geometry=geo1)
-    else:
+    with geo1.freeze() if frozen else nullcontext():
         l1 = posterior(lam, C, rho, P, geometry=geo1)
     ev = modes.evaluate(t, l1["d"], l1["B"], rho, P, s, frozen=frozen, weights=weights)
     R_t = _t_unsym(Yc - T * t - ev["out"])
