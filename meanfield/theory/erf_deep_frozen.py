@@ -241,12 +241,12 @@ def solve_frozen(task, T, fractions, d0, B0, t0, *, lam0=None, C0=None, sigma_a2
         if progress:
             print(f"  [erf depth 2, frozen feature population] round {rnd}: residual {res:.2e} "
                   f"(frozen grids {history[-1]['frozen_residual']:.1e}, {sol.nfev} evaluations)", flush=True)
-        if res < 0.9 * best[0]:
-            best, stalled = (res, x, info), 0
-        else:                      # a round can end worse (its grids were placed far from its solution): one more
-            stalled += 1
-            if stalled == 2:       # two rounds without progress: the quadrature floor
-                break
+        progress_made = res < 0.9 * best[0]
+        if res < best[0]:          # a round can end worse (its grids were placed far from its solution)
+            best = (res, x, info)
+        stalled = 0 if progress_made else stalled + 1
+        if stalled == 2:           # two rounds without a 10 % fall: the quadrature floor
+            break
     res, x, info = best
     ok = res <= tol
     st = DeepState(rho, Yc, s, P, T)
