@@ -20,8 +20,10 @@ import re
 import numpy as np
 import sympy as sp
 
+from ._admissible import check_admissible
+from ._expr_parser import parse_phi
 from ._kernels import phi as _phik
-from ._sympy_program import LOCALS, compile_program, kinks_of, z
+from ._sympy_program import compile_program, kinks_of, z
 from ._validation import check_int
 
 __all__ = ["Nonlinearity", "nonlinearity", "default_sigma_a2", "compile_program", "z"]
@@ -175,11 +177,7 @@ def nonlinearity(name):
             return _BUILTIN_CACHE[key]
         if re.fullmatch(r"[A-Za-z_]\w*", key) and key != "z":
             raise ValueError(f"name must be one of {sorted(_BUILTINS)} or an expression in z, got {name!r}")
-        try:
-            expr = sp.parse_expr(key, local_dict=dict(LOCALS))
-        except Exception as exc:   # sympy raises many types for bad syntax
-            raise ValueError(f"name: cannot parse {name!r} as a sympy expression in z ({exc})") from None
-        return _user(expr)
+        return _user(parse_phi(key))
     if isinstance(name, sp.Basic):
         return _user(name)
     raise TypeError(f"name must be a str, a sympy expression or a Nonlinearity, got {type(name).__name__}")
@@ -206,7 +204,6 @@ def default_sigma_a2(name, P, depth=1):
 # --- user expressions ------------------------------------------------------------------------
 
 def _user(expr):
-    expr = sp.sympify(expr)
     other = [s for s in expr.free_symbols if s.name != "z"]
     if other:
         raise ValueError(f"name: the expression must depend on z only, got free symbols {sorted(map(str, other))}")
@@ -215,7 +212,9 @@ def _user(expr):
         raise ValueError(f"name: the expression must depend on z, got the constant {expr}")
     kinks = kinks_of(expr)
     prog = compile_program(expr, kinks)
-    return Nonlinearity(sp.sstr(expr), _phik.USER, expr, prog, kinks)
+    nl = Nonlinearity(sp.sstr(expr), _phik.USER, expr, prog, kinks)
+    check_admissible(nl)
+    return nl
 
 
 # --- range and homogeneity of user expressions ----------------------------------------------
