@@ -156,10 +156,12 @@ def _overflow(nl, pts, v):
         if not prev > 1e100:
             continue
         z_o, z_b = pts[order[k]], pts[order[k - 1]]
-        z_a = pts[order[max(k - 201, 0)]]
+        z_a, z_h = 0.9 * z_b, 0.5 * z_b
         with np.errstate(all="ignore"):
-            a = (math.log(prev) - math.log(abs(nl.phi(z_a)) + 1e-300)) / (z_b ** 2 - z_a ** 2)
-        if a >= 0.245:
+            la, lh = np.log(np.abs(nl.phi(np.array([z_a, z_h]))) + 1e-300)
+        a = (math.log(prev) - la) / (z_b ** 2 - z_a ** 2)          # slope of log|φ| against z², outer
+        a_h = (lh - np.log(np.abs(nl.phi(0.45 * z_b)) + 1e-300)) / (z_h ** 2 - (0.45 * z_b) ** 2)   # at half
+        if a >= 0.245 and a >= 0.8 * a_h and abs(z_b) >= 4.0:     # z² growth, not e^{kz} or a power
             raise ValueError(f"name: ∫Dz φ(z)² diverges: log|φ| grows like {a:.3g}·z² (z²/4 or faster, so "
                              f"φ(z)² e^(-z²/2) does not decay); φ overflows float64 at z = {z_o:g}")
         raise ValueError(f"name: φ overflows float64 at z = {z_o:g} (|φ({z_b:g})| = {prev:.3g}), inside the "
@@ -226,8 +228,10 @@ def _singularities(nl, pts, v, special):
 def _kind(values):
     """'a pole' if |φ| grows like a power of 1/distance along ``values`` (distances shrinking by a
     factor ≥ 32), else 'a singularity' (log(1/d) adds about the same amount each step)."""
+    if not np.isfinite(values).all():
+        return "a singularity"
     inc1, inc2 = values[1] - values[0], values[2] - values[1]
-    return "a pole" if np.isfinite(values).all() and inc2 > 8 * inc1 > 0 else "a singularity"
+    return "a pole" if inc2 > 8 * inc1 > 0 else "a singularity"
 
 
 def _refuse_singular(c, values, dist):

@@ -65,6 +65,8 @@ FUNCTIONS = {
     "Min": (sp.Min, 1, None, _NUM, min),
     "Heaviside": (sp.Heaviside, 1, 2, _NUM, _heaviside),
     "Piecewise": (sp.Piecewise, 1, None, None, None),
+    "Eq": (sp.Eq, 2, 2, _NUM, None),       # what sympy prints for == and != (so printed φ parse back)
+    "Ne": (sp.Ne, 2, 2, _NUM, None),
     "And": (sp.And, 2, None, _BOOL, None),
     "Or": (sp.Or, 2, None, _BOOL, None),
     "Not": (sp.Not, 1, 1, _BOOL, None),
@@ -124,9 +126,15 @@ def parse_phi(text):
     count = sum(1 for _ in ast.walk(tree))
     if count > MAX_NODES:
         raise ValueError(f"name: the expression has {count} syntax nodes, at most {MAX_NODES} are allowed")
-    node = _Builder(source).build(tree.body)
+    try:
+        node = _Builder(source).build(tree.body)
+    except (TypeError, ArithmeticError, AttributeError, RecursionError, NotImplementedError) as exc:
+        raise ValueError(f"name: cannot build {text!r} as an expression in z ({type(exc).__name__}: {exc})") from None
     if node.kind != _NUM:
         raise ValueError(f"name: {text!r} is a condition, not an expression in z")
+    big = [p for p in node.expr.atoms(sp.Pow) if p.exp.is_Integer and abs(p.exp) > MAX_EXPONENT]
+    if big:     # sympy merges (z**a)**b into z**(a*b)
+        raise ValueError(f"name: the power {sp.sstr(big[0])} has an exponent beyond ±{MAX_EXPONENT}")
     return node.expr
 
 
@@ -256,7 +264,7 @@ class _Builder:
             return self._piecewise(node)
         args = [self.expect(a, kind) for a in node.args]
         exprs = [a.expr for a in args]
-        if kind == _BOOL:
+        if kind == _BOOL or name in ("Eq", "Ne"):
             return _Node(func(*exprs), _BOOL)
         if name == "Heaviside" and n == 2 and args[1].value is None:
             raise ValueError("name: the second argument of Heaviside (its value at 0) must be a number")
