@@ -18,8 +18,8 @@ real roots of every polynomial denominator, log argument and fractional-power ba
 midpoints between those roots); a zoom on every local maximum of |φ| on the grid (the bracket is
 halved 30 times; |φ| still growing at the end, like 1/d or log(1/d), means a singularity); and the
 same growth test at the roots (the zoom also asks that |φ| at least doubles from the grid value,
-so that a fast oscillation such as sin(z**9) is not taken for a pole). Measured cost: a few ms for a simple φ (the compiled program is
-evaluated on ≈ 10⁴ points). A singularity narrower than the grid step that is neither a root of
+so that a fast oscillation such as sin(z**9) is not taken for a pole). Measured cost: a few ms
+for a simple φ (the compiled program is evaluated on ≈ 10⁴ points). A singularity narrower than the grid step that is neither a root of
 a polynomial argument nor a local maximum of |φ| on the grid can be missed, and φ is not examined
 between 100 and infinity; the kernels' own checks (a NaN or divergent integral raises) remain.
 """

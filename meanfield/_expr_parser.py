@@ -283,5 +283,6 @@ class _Builder:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"name: invalid Piecewise {ast.get_source_segment(self.source, node)!r}: {exc}") from None
         if z not in expr.free_symbols:      # a branch chosen by constant conditions: bounded already
-            return self.constant(node, lambda: expr, lambda: complex(expr.evalf(20)).real if expr.is_number else math.nan)
+            value = (lambda: complex(expr.evalf(20)).real) if expr.is_number else (lambda: math.nan)
+            return self.constant(node, lambda: expr, value)
         return _Node(expr, _NUM)

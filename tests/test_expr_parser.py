@@ -209,7 +209,8 @@ def _combine(children):
     pair = st.tuples(children, children)
     unary = st.sampled_from(["exp", "log", "sqrt", "tanh", "sin", "erf", "Abs", "atan", "expm1", "-"])
     return st.one_of(
-        st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**"]), children).map(lambda t: f"({t[0]}){t[1]}({t[2]})"),
+        st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**"]), children).map(
+            lambda t: f"({t[0]}){t[1]}({t[2]})"),
         st.tuples(unary, children).map(lambda t: f"{t[0]}({t[1]})"),
         pair.map(lambda t: f"Max({t[0]}, {t[1]})"),
         pair.map(lambda t: f"Piecewise(({t[0]}, z > {t[1]}), (0, True))"),
