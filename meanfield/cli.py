@@ -27,7 +27,8 @@ def _task_args(p):
     g.add_argument("--y-minus", type=float, default=0.0)
     g.add_argument("--task-seed", type=int, default=0)
     p.add_argument("--nonlinearity", "-f", default="linear",
-                   help="linear | erf | relu | softplus | relu2 | a sympy expression in z")
+                   help="linear | erf | relu | softplus | relu2 | an expression in z, e.g. 'tanh(z)' "
+                        "(grammar: docs/nonlinearities.md)")
     p.add_argument("--depth", "-L", type=int, default=1)
     p.add_argument("--T", type=float, default=0.01, help="rescaled temperature")
     p.add_argument("--sigma-a2", type=float, default=None, help="readout prior variance (default: paper scaling)")

@@ -3,9 +3,12 @@
 ``nonlinearity(name)`` returns a :class:`Nonlinearity` for a built-in name
 (``"linear"``, ``"erf"``, ``"relu"``, ``"softplus"``, ``"relu2"``) or for a
 user expression in the symbol ``z`` (a sympy expression or a string such as
-``"tanh(z)"``). A user φ is differentiated by sympy and compiled, with φ' and
+``"tanh(z)"``, read by the whitelisted parser :mod:`meanfield._expr_parser`, never
+by ``eval``). A user φ is differentiated by sympy and compiled, with φ' and
 φ'', into a stack program evaluated by numba (:mod:`meanfield._kernels.program`),
-so it runs inside every kernel (sampler, integrals) like a built-in.
+so it runs inside every kernel (sampler, integrals) like a built-in. It must be
+real and finite with a finite Gaussian second moment (:mod:`meanfield._admissible`);
+grammar and rules: docs/nonlinearities.md.
 
 The object carries φ, φ', φ'' (vectorized), the tilted Gaussian integrals
 g(h) = log ∫Dz e^{hφ(z)} and its derivatives (THEORY.md §2.2,
@@ -20,8 +23,10 @@ import re
 import numpy as np
 import sympy as sp
 
+from ._admissible import check_admissible
+from ._expr_parser import parse_phi
 from ._kernels import phi as _phik
-from ._sympy_program import LOCALS, compile_program, kinks_of, z
+from ._sympy_program import compile_program, kinks_of, z
 from ._validation import check_int
 
 __all__ = ["Nonlinearity", "nonlinearity", "default_sigma_a2", "compile_program", "z"]
@@ -148,8 +153,21 @@ def nonlinearity(name):
     name : str, sympy.Expr or Nonlinearity
         ``"linear"`` (φ = z), ``"erf"`` (the paper's sigmoid ½[1 + erf(√π z/2)] = Φ(κz),
         κ = √(π/2)), ``"relu"`` (max(0, z)), ``"softplus"`` (log(1 + e^z)), ``"relu2"``
-        (max(0, z)²); a sympy expression in a symbol named ``z``; a string parsed by sympy
-        (e.g. ``"tanh(z)"``, ``"Max(0.1*z, z)"``); or a Nonlinearity (returned as is).
+        (max(0, z)²); a sympy expression in a symbol named ``z``; a string expression in ``z``
+        (e.g. ``"tanh(z)"``, ``"Max(0.1*z, z)"``, ``"Piecewise((z, z > 0), (0.1*z, True))"``);
+        or a Nonlinearity (returned as is).
+
+        Strings are parsed without ``eval`` (:func:`meanfield._expr_parser.parse_phi`): only
+        the symbol ``z``, numbers (|x| ≤ 1e6), ``pi``, ``E``, ``+ - * / **``, comparisons and
+        ``& | ~`` inside Piecewise conditions, and calls (positional arguments) of exp, log,
+        log1p, expm1, sqrt, Abs, sign, tanh, sinh, cosh, sin, cos, tan, atan, asinh, erf, erfc,
+        Max, Min, Heaviside, Piecewise, Eq, Ne, And, Or, Not — the functions the compiler
+        evaluates. At most 1000 characters; constant exponents of z at most 100.
+
+        A user φ (string or sympy) must be real and finite on [−40, 40] (beyond, the Gaussian
+        weight underflows in float64) — no NaN, pole, logarithmic singularity or overflow —
+        and have a finite Gaussian second moment ∫Dz φ(z)² (``exp(z**2)`` is refused).
+        docs/nonlinearities.md gives the grammar and the checks in full.
 
     Returns
     -------
@@ -158,8 +176,10 @@ def nonlinearity(name):
     Raises
     ------
     ValueError
-        Unknown name, unparsable string, or an expression that does not depend on ``z`` only
-        or uses a function the compiler does not know.
+        Unknown name; a string outside the grammar (the message names the offending token);
+        an expression that does not depend on ``z`` only or uses a function the compiler does
+        not know; a φ that is not admissible (the message says why, e.g. "φ is not real for
+        z < 0 (sqrt(z) at z = -1 is 1.0*I)", "φ has a pole at z = 0", "∫Dz φ(z)² diverges").
     TypeError
         ``name`` is of another type.
     """
@@ -175,11 +195,7 @@ def nonlinearity(name):
             return _BUILTIN_CACHE[key]
         if re.fullmatch(r"[A-Za-z_]\w*", key) and key != "z":
             raise ValueError(f"name must be one of {sorted(_BUILTINS)} or an expression in z, got {name!r}")
-        try:
-            expr = sp.parse_expr(key, local_dict=dict(LOCALS))
-        except Exception as exc:   # sympy raises many types for bad syntax
-            raise ValueError(f"name: cannot parse {name!r} as a sympy expression in z ({exc})") from None
-        return _user(expr)
+        return _user(parse_phi(key))
     if isinstance(name, sp.Basic):
         return _user(name)
     raise TypeError(f"name must be a str, a sympy expression or a Nonlinearity, got {type(name).__name__}")
@@ -206,7 +222,6 @@ def default_sigma_a2(name, P, depth=1):
 # --- user expressions ------------------------------------------------------------------------
 
 def _user(expr):
-    expr = sp.sympify(expr)
     other = [s for s in expr.free_symbols if s.name != "z"]
     if other:
         raise ValueError(f"name: the expression must depend on z only, got free symbols {sorted(map(str, other))}")
@@ -215,7 +230,9 @@ def _user(expr):
         raise ValueError(f"name: the expression must depend on z, got the constant {expr}")
     kinks = kinks_of(expr)
     prog = compile_program(expr, kinks)
-    return Nonlinearity(sp.sstr(expr), _phik.USER, expr, prog, kinks)
+    nl = Nonlinearity(sp.sstr(expr), _phik.USER, expr, prog, kinks)
+    check_admissible(nl)
+    return nl
 
 
 # --- range and homogeneity of user expressions ----------------------------------------------
