@@ -8,6 +8,7 @@ default_sigma_a2          the paper's readout-prior scaling
 solve, Solution           theory solvers (:mod:`meanfield.theory`)
 sample, Samples           numba posterior sampler (:mod:`meanfield.sampling`)
 sample_collapsed          readout-collapsed Gibbs sampler with mode jumps (one hidden layer)
+SamplerHealthWarning      warned by a sampler run that failed its health checks (``Samples.health``)
 theory_start              sampler state drawn from a coded theory solution
 analysis                  codes, switching, scheme type, collapse, spectra (:mod:`meanfield.analysis`)
 gp_baseline               lazy / NNGP baseline (:mod:`meanfield.gp`)
@@ -35,7 +36,7 @@ from .tasks import Task, random_label_task, toy_task  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["Task", "toy_task", "random_label_task", "nonlinearity", "default_sigma_a2", "solve", "Solution",
-           "sample", "Samples", "sample_collapsed", "theory_start", "predict_samples", "compare", "Comparison",
+           "sample", "Samples", "sample_collapsed", "SamplerHealthWarning", "theory_start", "predict_samples", "compare", "Comparison",
            "analysis", "gp_baseline", "datasets"]
 
 
@@ -47,7 +48,7 @@ def __getattr__(name):
     if name in ("solve", "Solution"):
         from . import theory
         return getattr(theory, name)
-    if name in ("sample", "Samples", "sample_collapsed", "theory_start", "predict_samples"):
+    if name in ("sample", "Samples", "sample_collapsed", "SamplerHealthWarning", "theory_start", "predict_samples"):
         from . import sampling
         return getattr(sampling, name)
     if name in ("gp_baseline", "GPBaseline"):

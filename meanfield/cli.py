@@ -80,6 +80,18 @@ def _save_solution(sol, path):
     np.savez(path, **arrays)
 
 
+EXIT_UNHEALTHY = 3     # a sampler run failed its health checks (meanfield.sampling.health)
+
+
+def _health_status(cmd, samples):
+    """0 for a healthy run; else print its problems on stderr and return :data:`EXIT_UNHEALTHY`."""
+    if samples.health is None or samples.health.ok:
+        return 0
+    print(f"meanfield {cmd}: the sampler run failed its health checks (exit status {EXIT_UNHEALTHY}):\n  "
+          + "\n  ".join(samples.health.problems), file=sys.stderr)
+    return EXIT_UNHEALTHY
+
+
 def _sweep(a):
     from .sweeps import plot_scheme_sweep, scheme_sweep, sweep_table
     try:
@@ -166,7 +178,7 @@ def main(argv=None):
             if a.out:
                 s.save(a.out)
                 print(f"saved {a.out}")
-            return 0
+            return _health_status(a.cmd, s)
         from .compare import compare
         sol = _solve(a, task, a.N if a.finite_width else None)
         print(sol.table())

@@ -34,9 +34,24 @@ from .._validation import check_float, check_int
 from ..nonlinearities import nonlinearity as _get_nonlinearity
 from ..tasks import Task
 from .geometry import first_layer_geometry
+from .compile import precompiled
+from .health import assess, warn
 from .hmc import _task_fingerprint
 from .progress import Progress
 from .storage import TRACE_KEYS, Samples, atomic_savez
+
+
+COLD_COMPILE_SECONDS = 60     # collapsed_sweep from an empty numba cache, 2-core machine
+
+
+def _compile_sweep(phi, m):
+    """One sweep of a 2-neuron, 2-input problem with the run's numba types (compiles outside the timed loop)."""
+    C, B = np.zeros((2, 2)), np.eye(2)
+    Phi = np.ascontiguousarray(phi.phi(C))
+    mix = _empty_mixture(2)
+    collapsed_sweep(phi.code, phi.prog, C, C.copy(), Phi, np.eye(2), B, np.zeros((2, m)), 1.0, 1.0, mix["mus"],
+                    mix["L"], mix["Linv"], mix["logw"], mix["logdet"], 0, np.uint64(0), 0, 1,
+                    np.zeros(3, dtype=np.int64))
 
 
 def _m_inverse(Phi, T, c):
@@ -220,6 +235,8 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
     if checkpoint is not None and os.path.exists(checkpoint):
         _load_state(checkpoint, ident, st, rng)
     C, Z, Phi, stats, mix = st["C"], st["Z"], st["Phi"], st["stats"], st["mix"]
+    with precompiled((collapsed_sweep,), "collapsed-sampler kernels", COLD_COMPILE_SECONDS):
+        _compile_sweep(phi, m)
     Minv = _m_inverse(Phi, T, c)
     bar = Progress(sweeps, enabled=progress, start=st["s"])
     tic = time.perf_counter() - st["wall"]
@@ -260,9 +277,11 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
                 mixture_components=int(len(mix["mus"])),
                 code_fractions_first_half=_fractions(codes[:max(half, 1)], split),
                 code_fractions_second_half=_fractions(codes[half:], split))
+    health = assess(traces, config, readouts, fbar / S, task.Y, labels, [pre], phi)
+    warn(health)
     return Samples(readouts=readouts, preactivations=[pre], kernels=(task.K0, K1 / S), mean_prediction=fbar / S,
                    traces=traces, iterations=np.array(stored), config=config, wall_time=wall,
-                   gradient_evals=int(stats[0]), final_state=C.ravel().copy(), diagnostics=diag)
+                   gradient_evals=int(stats[0]), final_state=C.ravel().copy(), diagnostics=diag, health=health)
 
 
 def _cluster_codes(Phi, t, labels, name, readouts=None):

@@ -26,14 +26,17 @@ from .._validation import check_choice, check_float, check_int
 from ..nonlinearities import nonlinearity as _get_nonlinearity
 from ..tasks import Task
 from .adaptation import DualAveraging, warmup_windows
+from .compile import precompiled
 from .diagnostics import equilibration_report
 from .geometry import first_layer_geometry
+from .health import assess, warn
 from .progress import Progress
 from .storage import RunState, Samples
 from .threads import kernel_threads
 
 STREAM_INIT = 0
 STREAM_JITTER = 3
+COLD_COMPILE_SECONDS = 110     # the HMC kernels from an empty numba cache, 2-core machine
 
 
 def _task_fingerprint(task):
@@ -174,6 +177,9 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     code, prog = phi.code, phi.prog
     Y = task.Y
 
+    with precompiled((_nw.energy_grad, _nw.hmc_trajectory, _nw.forward, _nw.alloc_workspace), "sampler kernels",
+                     COLD_COMPILE_SECONDS):
+        _compile_kernels(code, prog, depth, m, identity, bool(surrogate_forces))
     state = None
     if checkpoint is not None and os.path.exists(checkpoint):
         state = RunState.load(checkpoint)
@@ -202,7 +208,23 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     bar.close()
     state.adapt = adapt.to_array()
     state.wall_time += time.perf_counter() - state.t_start
-    return _finish(state, task, N, T, P, m)
+    samples = _finish(state, task, phi)
+    warn(samples.health)
+    return samples
+
+
+def _compile_kernels(code, prog, depth, m, identity, surrogate):
+    """Run every kernel of a transition once on a 2-neuron, 2-input problem with the run's numba types
+    (so that compilation happens here, outside the timed loop)."""
+    dims = np.array([2, 2, depth, m], dtype=np.int64)
+    B, Y = np.eye(2), np.zeros((2, m))
+    n = 4 + 4 * (depth - 1) + 2 * m
+    q, g = np.zeros(n), np.empty(n)
+    scratch = _nw.alloc_scratch(dims, 2)
+    ep, el = _nw.energy_grad(code, prog, q, g, B, B, identity, dims, Y, 1.0, 1.0, *scratch)
+    ws = _nw.alloc_workspace(dims, 2, n, surrogate)
+    _nw.hmc_trajectory(code, prog, q, g, ep, el, B, B, identity, dims, Y, 1.0, 1.0, 1e-3, 1, 0, 0, ws)
+    _nw.forward(code, prog, q, B, identity, dims, 1.0, *scratch[:4], True)
 
 
 class _Context(NamedTuple):
@@ -296,7 +318,8 @@ def _record(state, ctx):
     state.stored = s + 1
 
 
-def _finish(state, task, N, T, P, m):
+def _finish(state, task, phi):
+    N, T, P, m = state.config["N"], state.config["T"], task.P, task.m
     S = state.stored
     L = state.config["depth"]
     kernels = (task.K0,) + tuple(state.kernel_sums[ell] / max(S, 1) for ell in range(L))
@@ -305,8 +328,10 @@ def _finish(state, task, N, T, P, m):
     mres = float(np.sum((task.Y - mean_f) ** 2) / (P * m)) if S else 0.0
     diag = equilibration_report(state.traces, state.config["warmup"], N, T, P, m, readouts, mres)
     warm, thin = state.config["warmup"], state.config["thin"]
-    return Samples(readouts=readouts, preactivations=[z[:S] for z in state.preactivations], kernels=kernels,
+    pre = [z[:S] for z in state.preactivations]
+    health = assess(state.traces, state.config, readouts, mean_f, task.Y, task.labels, pre, phi)
+    return Samples(readouts=readouts, preactivations=pre, kernels=kernels,
                    mean_prediction=mean_f, traces=state.traces,
                    iterations=np.arange(warm, warm + S * thin, thin), config=state.config,
                    wall_time=state.wall_time, gradient_evals=state.gradient_evals, final_state=state.q.copy(),
-                   diagnostics=diag)
+                   diagnostics=diag, health=health)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .health import Health
+
 TRACE_KEYS = ("energy", "train_error", "accept_prob", "step_size", "n_leapfrog", "divergent", "temperature")
 
 
@@ -119,6 +121,11 @@ class Samples:
         Number of energy-gradient evaluations.
     final_state : ndarray
         Packed parameter vector at the end of the run (for restarts).
+    diagnostics : dict
+        Equilibration diagnostics (:func:`meanfield.sampling.diagnostics.equilibration_report`).
+    health : Health or None
+        Whether the run can be trusted (:mod:`meanfield.sampling.health`): ``health.ok`` and
+        ``health.problems``. ``None`` only for samples saved before health was recorded.
     """
 
     readouts: np.ndarray
@@ -132,6 +139,7 @@ class Samples:
     gradient_evals: int
     final_state: np.ndarray
     diagnostics: dict = field(default_factory=dict)
+    health: Health | None = None
 
     @property
     def N(self):
@@ -166,7 +174,9 @@ class Samples:
                       iterations=self.iterations, final_state=self.final_state,
                       meta=np.array(json.dumps(dict(config=self.config, wall_time=self.wall_time,
                                                     gradient_evals=self.gradient_evals,
-                                                    diagnostics=self.diagnostics))))
+                                                    diagnostics=self.diagnostics,
+                                                    health=None if self.health is None
+                                                    else self.health.to_dict()))))
         arrays.update({"trace_" + k: v for k, v in self.traces.items()})
         arrays.update({f"pre_{i}": z for i, z in enumerate(self.preactivations)})
         np.savez(path, **arrays)
@@ -181,7 +191,8 @@ class Samples:
                        mean_prediction=d["mean_prediction"],
                        traces={k: d["trace_" + k] for k in TRACE_KEYS}, iterations=d["iterations"],
                        config=meta["config"], wall_time=meta["wall_time"], gradient_evals=meta["gradient_evals"],
-                       final_state=d["final_state"], diagnostics=meta["diagnostics"])
+                       final_state=d["final_state"], diagnostics=meta["diagnostics"],
+                       health=None if meta.get("health") is None else Health.from_dict(meta["health"]))
 
     def table(self):
         """Readable run summary with the equilibration diagnostics."""
@@ -194,6 +205,7 @@ class Samples:
                  f"({self.gradient_evals_per_second:.0f}/s)"]
         for k, v in d.items():
             lines.append(f"  {k:28s} {v:.4g}" if isinstance(v, (float, int, np.floating)) else f"  {k:28s} {v}")
+        lines.append("Run health: not recorded" if self.health is None else self.health.table())
         return "\n".join(lines)
 
     def __repr__(self):
