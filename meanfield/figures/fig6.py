@@ -104,6 +104,7 @@ def compute(small=False, seed=0, progress=False):
                                  progress=bool(progress))
         else:
             s = C.sample_net(task, nl, sc["P"], sc["steps"], T=T, seed=seed, progress=progress)
+        C.record(out, nl, s, f"{C.LABEL[nl]} row")
         idx = _stored(s, sc["n_var"])
         phi = C.phi_of(nl)
         Hs = [phi.phi(C.new_input_preactivations(s, task, Xs, index=i, seed=seed + i)[0]) for i in idx]
@@ -161,6 +162,7 @@ def draw(data, out_dir):
             ax.legend(fontsize=6, loc="upper left", ncol=3, framealpha=0.8)
         for a in axes[row, 2:]:
             C.small_axes(a)
+        C.mark_unhealthy(axes[row], data["runs"][nl])
     sc = data["scale"]
     fig.suptitle(f"Fig. 6 — generalization on digits 0/1/2 (sklearn 8×8, N = P = {sc['P']}, "
                  f"{sc['P_test']} test inputs, T = {data['T']}; paper MNIST N = P = 100)", fontsize=10)
@@ -169,5 +171,4 @@ def draw(data, out_dir):
 
 def make(out_dir, small=False, seed=0, progress=True):
     """Compute and draw Figure 6; returns the written PNG paths."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress), out_dir)
+    return C.make_figure("6", compute, draw, out_dir, small, seed, progress)
