@@ -92,6 +92,49 @@ def test_fig7_substitute_and_missing_cifar(tmp_path):
                      "--data-path", str(tmp_path / "missing")]) == 1
 
 
+SIX_CODES = {(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)}
+
+
+def test_fig3_sigmoid_network_learned_its_six_code_scheme():
+    """The data behind Fig. 3's sigmoid row (small scale, P = N = 40, depth 3, y₋ = −½): the network fits its
+    task and every layer carries the paper's scheme — the six one- and two-class codes, each held by ≥ 1 % of
+    the neurons, and no other. Annealed from T = 0.15 (the old schedule) the same run froze with classes 1
+    and 2 merged (seed 1: train error 20 T, accuracy 0.75, codes 8 / 2 / 2; seed 0: 6 / 6 / 3 codes; default
+    scale: 0.19 = 19 T, accuracy 0.75, 8 / 2 / 2); from 0.03 the error is 0.57 T and the codes 6 / 6 / 6."""
+    d = module(3).compute(small=True, seed=0)
+    run = d["runs"]["erf"]
+    assert run["ok"], run["problems"]
+    assert run["train_accuracy"] == 1.0
+    assert run["train_error"] / run["T"] < 2.0                       # O(T); the merged state had 19-20 T
+    assert d["erf"]["n_codes"] == [6, 6, 6]
+    for fr in d["erf"]["code_fractions"]:
+        assert {c for c, p in fr.items() if p >= 0.01} == SIX_CODES
+    assert all(d["runs"][nl]["ok"] for nl in ("linear", "relu"))
+
+
+def test_unhealthy_panel_is_marked_and_cli_exits_3(tmp_path, capsys, monkeypatch):
+    """Policy (docs/figures.md, "Runs that did not learn"): a panel from a run that failed its health checks is
+    drawn marked in red, ``make`` raises NotLearnedError after writing the PNG, the CLI names the panel and its
+    problems and exits 3. Fig. 5 at T = 1e-4 (10 transitions) fails its checks."""
+    from meanfield.figures import NotLearnedError, fig5
+    from meanfield.figures.common import mark_text
+    monkeypatch.setattr(fig5, "SCALES", dict(default=fig5.SCALES["default"], small=dict(P=20, steps=10)))
+    monkeypatch.setattr(fig5, "T", 1e-4)
+    with pytest.warns(Warning):
+        d = fig5.compute(small=True, seed=0)
+    rec = d["runs"]["erf"]
+    assert not rec["ok"] and rec["problems"] and mark_text(rec).startswith(("NOT LEARNED", "UNHEALTHY RUN"))
+    with pytest.raises(NotLearnedError, match="all panels") as exc, pytest.warns(Warning):
+        fig5.make(tmp_path / "api", small=True, progress=False)
+    assert_png(exc.value.paths[0])
+    with pytest.warns(Warning):
+        assert cli.main(["figure", "5", "--small", "--quiet", "--out-dir", str(tmp_path)]) == 3
+    cap = capsys.readouterr()
+    assert f"saved {tmp_path / 'fig5.png'}" in cap.out and "marked in red" in cap.out
+    assert "all panels (erf, depth 2, N = 20, T = 0.0001" in cap.err and "what to change" in cap.err
+    assert_png(tmp_path / "fig5.png")
+
+
 def test_fig5_lower_layer_switches_more():
     d = module(5).compute(small=True, seed=0)
     sw = [w["switching_neurons"] for w in d["switching"]]

@@ -111,12 +111,18 @@ def unhealthy_runs(data):
     return [r for r in data.get("runs", {}).values() if not r["ok"]]
 
 
+def _error_text(rec):
+    """``"train error 0.0058 = 0.58 T"`` (empty when not recorded)."""
+    e = rec["train_error"]
+    return "" if e is None else f"train error {e:.3g} = {e / rec['T']:.3g} T"
+
+
 def run_summary(rec):
     """One line: ``"sigmoid row: healthy, train error 0.0058 = 0.58 T, accuracy 1.00"``."""
-    state = "healthy" if rec["ok"] else ("NOT LEARNED" if not rec["learned"] else "UNHEALTHY (" + ", ".join(rec["failed"]) + ")")
-    err = "" if rec["train_error"] is None else f", train error {rec['train_error']:.3g} = {rec['train_error'] / rec['T']:.3g} T"
-    acc = "" if rec["train_accuracy"] is None else f", accuracy {rec['train_accuracy']:.2f}"
-    return f"{rec['panel']}: {state}{err}{acc}"
+    state = ("healthy" if rec["ok"] else "NOT LEARNED" if not rec["learned"]
+             else "UNHEALTHY (" + ", ".join(rec["failed"]) + ")")
+    acc = None if rec["train_accuracy"] is None else f"accuracy {rec['train_accuracy']:.2f}"
+    return f"{rec['panel']}: " + ", ".join(x for x in (state, _error_text(rec), acc) if x)
 
 
 def mark_text(rec):
@@ -125,9 +131,7 @@ def mark_text(rec):
         return None
     if rec["learned"]:
         return "UNHEALTHY RUN: " + ", ".join(rec["failed"])
-    bits = []
-    if rec["train_error"] is not None:
-        bits.append(f"train error {rec['train_error']:.3g} = {rec['train_error'] / rec['T']:.3g} T")
+    bits = [_error_text(rec)] if rec["train_error"] is not None else []
     if rec["train_accuracy"] is not None:
         bits.append(f"accuracy {rec['train_accuracy']:.2f}")
     return "NOT LEARNED: " + ", ".join(bits)
@@ -153,7 +157,7 @@ def not_learned_message(figure, paths, runs):
     lines = [f"figure {figure}: {len(runs)} panel(s) from sampler runs that failed their health checks; "
              f"written with those panels marked in red (not a result): {', '.join(str(p) for p in paths)}"]
     for r in runs:
-        err = "" if r["train_error"] is None else f", train error {r['train_error']:.3g} = {r['train_error'] / r['T']:.3g} T"
+        err = f", {_error_text(r)}" if r["train_error"] is not None else ""
         lines.append(f"  {r['panel']} ({r['nonlinearity']}, depth {r['depth']}, N = {r['N']}, T = {r['T']:g}{err}):")
         lines += [f"    - {p}" for p in r["problems"]]
     lines.append(f"  what to change: the sampler settings of these panels in meanfield/figures/{_module_file(figure)} "

@@ -39,8 +39,8 @@ def compute(small=False, seed=0, progress=False):
         (sampled, L arrays (P, P)), ``theory_kernels`` (list or None), ``kernel_task_alignment``
         (per layer: correlation of the sampled kernel with Y Yᵀ, off-diagonal entries); sigmoid only (else
         None): ``code_fractions`` (per layer, over all stored samples; :func:`meanfield.analysis.code_fractions`)
-        and ``n_codes`` (per layer, codes held by ≥ ``MIN_CODE_FRACTION`` of the neurons). ``runs``: the health of each
-        nonlinearity's run (:func:`common.record`).
+        and ``n_codes`` (per layer, codes held by ≥ ``MIN_CODE_FRACTION`` of the neurons). ``runs``: the
+        health of each nonlinearity's run (:func:`common.record`).
     """
     from ..analysis import code_fractions, neuron_codes
     from ..tasks import toy_task
@@ -56,13 +56,14 @@ def compute(small=False, seed=0, progress=False):
         C.record(out, nl, s, f"{C.LABEL[nl]} row")
         YY = task.Y @ task.Y.T
         off = ~np.eye(P, dtype=bool)
-        fr = ([code_fractions(neuron_codes(C.activations(s, layer=l, index=None), task.labels))
-               for l in range(DEPTH)] if nl == "erf" else None)          # codes of the bounded φ only
-        if fr is not None:
+        fr = n_codes = None
+        if nl == "erf":                   # codes of the bounded φ only
+            fr = [code_fractions(neuron_codes(C.activations(s, layer=l, index=None), task.labels))
+                  for l in range(DEPTH)]
+            n_codes = [int(sum(p >= MIN_CODE_FRACTION for p in f.values())) for f in fr]
             C.log(progress, f"fig3: {C.LABEL[nl]} codes per layer (≥ {MIN_CODE_FRACTION:.0%} of the neurons): "
-                  + " / ".join(str(sum(p >= MIN_CODE_FRACTION for p in f.values())) for f in fr))
-        out[nl] = dict(labels=task.labels, N=s.N, code_fractions=fr,
-                       n_codes=None if fr is None else [sum(p >= MIN_CODE_FRACTION for p in f.values()) for f in fr],
+                  + " / ".join(map(str, n_codes)))
+        out[nl] = dict(labels=task.labels, N=s.N, code_fractions=fr, n_codes=n_codes,
                        activations=[C.activations(s, layer=l) for l in range(DEPTH)],
                        kernels=[s.kernel(l) for l in range(1, DEPTH + 1)],
                        theory_kernels=None if sol is None else [sol.kernel(l) for l in range(1, DEPTH + 1)],
