@@ -275,6 +275,7 @@ def draw_raster(ax, A, labels, title, *, cmap=None, threshold=None, vmin=None, v
     ax.set_xlabel("input (by class)", fontsize=8)
     ax.set_ylabel("neuron", fontsize=8)
     ax.tick_params(labelsize=7)
+    ax.yaxis.get_major_locator().set_params(integer=True)       # neuron indices
     colorbar(ax, r.image, "φ")
     return r
 
@@ -312,9 +313,10 @@ def draw_split_kernel(ax, K_samples, K_theory, labels, title):
     ax.text(0.02, -0.04, note, transform=ax.transAxes, fontsize=7, va="top")
 
 
-def na(ax, text=NA_TEXT):
-    """Mark a panel whose theory is not available."""
-    ax.text(0.98, 0.02, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.3")
+def na(ax, text=NA_TEXT, top=False):
+    """Mark a panel whose theory is not available (bottom right, or top right with ``top``)."""
+    ax.text(0.98, 0.97 if top else 0.02, text, transform=ax.transAxes, ha="right", va="top" if top else "bottom",
+            fontsize=8, color="0.3")
 
 
 def small_axes(ax, fontsize=7):

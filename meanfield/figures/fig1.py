@@ -111,8 +111,9 @@ def _sketch_features(ax, aligned, seed):
 def draw(data, out_dir):
     """Write ``fig1.png`` to ``out_dir``; returns ``[path]``."""
     plt = C.pyplot()
-    fig = plt.figure(figsize=(12, 7.2))
-    gs = fig.add_gridspec(3, 6, height_ratios=[0.9, 1, 1], hspace=0.45, wspace=0.35)
+    fig = plt.figure(figsize=(14, 7.6))
+    gs = fig.add_gridspec(3, 6, height_ratios=[0.9, 1, 1], hspace=0.5, wspace=0.75, left=0.07, right=0.96,
+                          top=0.9, bottom=0.08)
     _sketch_network(fig.add_subplot(gs[0, 0:2]))
     _sketch_features(fig.add_subplot(gs[0, 2:4]), False, 1)
     _sketch_features(fig.add_subplot(gs[0, 4:6]), True, 1)
@@ -121,13 +122,15 @@ def draw(data, out_dir):
         for k, nl in enumerate(C.NONLINEARITIES):
             d = data[nl][regime]
             axk = fig.add_subplot(gs[row, 2 * k])
-            C.draw_kernel(axk, d["kernel"], lab, f"{tag}  {'lazy' if regime == 'lazy' else 'non-lazy'} "
-                          f"{C.LABEL[nl]}: kernel")
+            C.draw_kernel(axk, d["kernel"], lab, f"{tag}  {C.LABEL[nl]}: kernel")
             A = d["activations"]
             if nl == "relu":
                 A = A[C.most_active(A, N_RELU_SHOWN)]
             ax = fig.add_subplot(gs[row, 2 * k + 1])
             C.draw_raster(ax, A, lab, "activations" + (f" (top {N_RELU_SHOWN})" if nl == "relu" else ""))
+            if k == 0:                       # the regime names the row
+                axk.text(-0.12, 0.5, "lazy" if regime == "lazy" else "non-lazy", transform=axk.transAxes,
+                         rotation=90, ha="right", va="center", fontsize=10, fontweight="bold")
             if regime == "nonlazy":
                 axk.set_xlabel(f"scheme_type: {d['scheme'].scheme}", fontsize=8)
                 C.mark_unhealthy([axk, ax], data["runs"][nl])

@@ -129,8 +129,7 @@ def _hist_panel(ax, nl, d, which):
             ax.axvline(v, color="C3", lw=2, alpha=0.6)
         for v in np.ravel(th["outliers"]):
             ax.axvline(v, color="k", ls="--", lw=0.8)
-        ax.text(0.98, 0.95, "red: sampled outliers\ndashed: theory √N ā, √N z̄", transform=ax.transAxes,
-                ha="right", va="top", fontsize=6)
+        ax.set_xlabel("red: sampled outliers\ndashed: theory √N ā, √N z̄", fontsize=7)
     else:
         ax.hist(vals.ravel(), bins=60, density=True, color="0.5", alpha=0.6)
         if th is not None:

@@ -30,7 +30,7 @@ from . import common as C
 T = 0.01
 SCALES = dict(default=dict(P=100, P_test=400, steps=300, sweeps=1200, n_var=30, n_show=100,
                            theory=C.NONLINEARITIES),
-              small=dict(P=45, P_test=90, steps=100, sweeps=300, n_var=10, n_show=45, theory=("linear",)))
+              small=dict(P=45, P_test=90, steps=100, sweeps=1200, n_var=10, n_show=45, theory=("linear",)))
 COLLAPSED = ("erf",)
 N_RELU_SHOWN = 10
 
@@ -123,7 +123,8 @@ def compute(small=False, seed=0, progress=False):
 def draw(data, out_dir):
     """Write ``fig6.png``; returns ``[path]``."""
     plt = C.pyplot()
-    fig, axes = plt.subplots(3, 4, figsize=(13, 8.4), gridspec_kw=dict(hspace=0.5, wspace=0.3))
+    fig, axes = plt.subplots(3, 4, figsize=(14, 8.4), gridspec_kw=dict(hspace=0.5, wspace=0.45))
+    fig.subplots_adjust(left=0.05, right=0.87, top=0.9, bottom=0.07)
     lab = data["labels_test"]
     order = np.argsort(lab, kind="stable")
     m = data["Y_test"].shape[1]
@@ -141,25 +142,25 @@ def draw(data, out_dir):
         if d["theory_prediction"] is not None:
             ax.plot(d["theory_prediction"][:len(lab)][order, 0], "k--", lw=0.8, label="theory")
         else:
-            C.na(ax)
+            C.na(ax, top=True)
         ax.set_title(f"c  mean predictor, class 0 (acc. {d['accuracy']:.2f})", fontsize=9, loc="left")
         ax.set_xlabel("test input (by class)", fontsize=8)
         if row == 0:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper right")
         ax = axes[row, 3]
         x = np.arange(m)
         ax.bar(x, d["error"], color="0.6", label="sampling")
         if d["theory_error"] is not None:
             ax.plot(x, d["theory_error"], "ko", mfc="none", label="theory (bias²)")
         else:
-            C.na(ax)
+            C.na(ax, top=True)
         ax.plot(x, d["gp_error"], "k^", label="GP theory")
         ax.set_xticks(x, [f"class {k}" for k in x])
         ax.set_title("d  generalization error", fontsize=9, loc="left")
         top = max(np.max(v) for v in (d["error"], d["gp_error"], d["theory_error"]) if v is not None)
         ax.set_ylim(0, 1.35 * top)
         if row == 0:
-            ax.legend(fontsize=6, loc="upper left", ncol=3, framealpha=0.8)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         for a in axes[row, 2:]:
             C.small_axes(a)
         C.mark_unhealthy(axes[row], data["runs"][nl])
