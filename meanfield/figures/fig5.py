@@ -55,7 +55,7 @@ def draw(data, out_dir):
     """Write ``fig5.png``; returns ``[path]``."""
     from ..analysis import activation_raster
     plt = C.pyplot()
-    fig, axes = plt.subplots(1, 5, figsize=(16, 3.6), gridspec_kw=dict(wspace=0.35))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6), gridspec_kw=dict(wspace=0.45))
     for k, i in enumerate(data["selected"]):
         axes[0].plot(data["z1_first_input"][:, i], lw=0.8, color=f"C{k}")
     axes[0].set(xlabel="stored sample", ylabel="preactivation $z^1_i(x_1)$")
