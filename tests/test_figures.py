@@ -80,6 +80,27 @@ def test_fig1_schemes_per_nonlinearity(fig1_data, tmp_path):
     assert_png(module(1).draw(fig1_data, tmp_path)[0])
 
 
+def test_every_heatmap_has_a_colorbar(fig1_data, tmp_path, monkeypatch):
+    """Every image drawn in Fig. 1 (kernels and activation rasters, lazy and non-lazy) has a colorbar."""
+    from meanfield.figures import common
+    drawn = []
+    save = common.save
+    monkeypatch.setattr(common, "save", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
+    module(1).draw(fig1_data, tmp_path)
+    images = [im for ax in drawn[0].axes for im in ax.images]
+    assert len(images) == 12                                   # 3 nonlinearities x (kernel, raster) x 2 regimes
+    assert all(im.colorbar is not None for im in images)
+
+
+def test_sweep_title_names_T_P_N():
+    from meanfield.sweeps import _sweep_title
+    rows = [dict(value=0.3, T=0.01, y_minus=0.3, P=40, N=30, theory={}, sampler={}),
+            dict(value=0.5, T=0.01, y_minus=0.5, P=40, N=30, theory={}, sampler={})]
+    assert "at T = 0.01, P = 40, N = 30" in _sweep_title(rows, "y_minus")
+    rows_T = [dict(r, T=t, y_minus=0.5, N=None) for r, t in zip(rows, (0.01, 0.04))]
+    assert "along T at y₋ = 0.5, P = 40" in _sweep_title(rows_T, "T") and "N =" not in _sweep_title(rows_T, "T")
+
+
 def test_fig7_substitute_and_missing_cifar(tmp_path):
     d = module(7).compute(small=True, seed=0)
     assert d["source"] == "digits"
