@@ -83,7 +83,27 @@ class NotLearnedError(RuntimeError):
 
 
 def run_record(panel, health, train_error, *, T, N, nonlinearity, depth=1):
-    """The health of one sampler run behind a panel, as plain data (see :func:`record`)."""
+    """The health of one sampler run behind a panel, as plain data (see :func:`record`).
+
+    Parameters
+    ----------
+    panel : str
+        Which panels of the figure the run is behind ("sigmoid row").
+    health : meanfield.sampling.health.Health or None
+        ``Samples.health`` of the run (None: not recorded, counted as unhealthy).
+    train_error : float or None
+        Mean training error |Y − f|²/(Pm) of the production run (None: from the health check).
+    T, N, nonlinearity, depth :
+        The run's temperature, width, φ and number of hidden layers.
+
+    Returns
+    -------
+    dict
+        ``panel``, ``nonlinearity``, ``depth``, ``N``, ``T``, ``train_error``, ``train_accuracy``
+        (nearest-target accuracy of the posterior-mean predictor), ``ok`` (every check passed),
+        ``learned`` (the fit checks :data:`FIT_CHECKS` passed), ``problems`` (sentences naming value
+        and threshold), ``failed`` (names of the failed checks), ``checks`` (name → value).
+    """
     checks = {} if health is None else {c.name: float(c.value) for c in health.checks}
     if train_error is None and "train_error/T" in checks:
         train_error = checks["train_error/T"] * T
