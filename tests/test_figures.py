@@ -137,18 +137,19 @@ def test_unhealthy_panel_is_marked_and_cli_exits_3(tmp_path, capsys, monkeypatch
     """Policy (docs/figures.md, "Runs that did not learn"): a panel from a run that failed its health checks is
     drawn marked in red, ``make`` raises NotLearnedError after writing the PNG, the CLI names the panel and its
     problems and exits 3. Fig. 5 at T = 1e-4 (10 transitions) fails its checks."""
+    from meanfield import SamplerHealthWarning
     from meanfield.figures import NotLearnedError, fig5
     from meanfield.figures.common import mark_text
     monkeypatch.setattr(fig5, "SCALES", dict(default=fig5.SCALES["default"], small=dict(P=20, steps=10)))
     monkeypatch.setattr(fig5, "T", 1e-4)
-    with pytest.warns(Warning):
+    with pytest.warns(SamplerHealthWarning):
         d = fig5.compute(small=True, seed=0)
     rec = d["runs"]["erf"]
     assert not rec["ok"] and rec["problems"] and mark_text(rec).startswith(("NOT LEARNED", "UNHEALTHY RUN"))
-    with pytest.raises(NotLearnedError, match="all panels") as exc, pytest.warns(Warning):
+    with pytest.raises(NotLearnedError, match="all panels") as exc, pytest.warns(SamplerHealthWarning):
         fig5.make(tmp_path / "api", small=True, progress=False)
     assert_png(exc.value.paths[0])
-    with pytest.warns(Warning):
+    with pytest.warns(SamplerHealthWarning):
         assert cli.main(["figure", "5", "--small", "--quiet", "--out-dir", str(tmp_path)]) == 3
     cap = capsys.readouterr()
     assert f"saved {tmp_path / 'fig5.png'}" in cap.out and "marked in red" in cap.out
