@@ -220,12 +220,12 @@ def try_solve(task, nonlinearity, **kw):
 
 
 def sample_net(task, nonlinearity, N, steps, *, depth=1, T=0.01, seed=0, progress=False, anneal=None,
-               init=None, thin=2):
+               init=None, thin=2, max_leapfrog=512):
     """Posterior samples of a finite network (preactivation space for depth 1, weight space otherwise)."""
     from ..sampling import sample
     space = "preactivation" if depth == 1 else "weight"
     return sample(task, nonlinearity, N, depth=depth, T=T, steps=steps, seed=seed, space=space, thin=thin,
-                  anneal=anneal, init=init, progress=bool(progress))
+                  anneal=anneal, init=init, progress=bool(progress), max_leapfrog=max_leapfrog)
 
 
 def start_from_theory(sol, N, seed=0):

@@ -32,6 +32,10 @@ SCALES = dict(default=dict(P=100, P_test=400, steps=300, sweeps=1200, n_var=30, 
                            theory=C.NONLINEARITIES),
               small=dict(P=45, P_test=90, steps=100, sweeps=1200, n_var=10, n_show=45, theory=("linear",)))
 COLLAPSED = ("erf",)
+# ReLU on digits adapts its HMC step to ≈ 0.002 at T = 0.01 (the stiff outlier directions), so a trajectory
+# of the sampler's length 1.5 takes ≈ 700 leapfrog steps: at the default cap of 512 every trajectory was
+# cut (run health: leapfrog_cap = 1). The cap only bounds the trajectory; the cost is what it needs.
+MAX_LEAPFROG = 2048
 N_RELU_SHOWN = 10
 
 
@@ -103,7 +107,8 @@ def compute(small=False, seed=0, progress=False):
             s = sample_collapsed(task, nl, sc["P"], T=T, sweeps=sc["sweeps"], seed=seed, thin=2,
                                  progress=bool(progress))
         else:
-            s = C.sample_net(task, nl, sc["P"], sc["steps"], T=T, seed=seed, progress=progress)
+            s = C.sample_net(task, nl, sc["P"], sc["steps"], T=T, seed=seed, progress=progress,
+                             max_leapfrog=MAX_LEAPFROG)
         C.record(out, nl, s, f"{C.LABEL[nl]} row")
         idx = _stored(s, sc["n_var"])
         phi = C.phi_of(nl)
