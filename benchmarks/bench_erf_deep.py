@@ -12,11 +12,17 @@ feature layer the readouts per code and the field t. Numbers: docs/theory_erf_de
 kernel blocks, pooled preactivation histograms per class, readouts per feature code, field), and with
 ``--theory`` the theory's coded branch next to it: the sampler's feature code fractions (frozen: its
 feature neurons do not switch) imposed, everything else solved (``erf_deep_frozen.solve_frozen``).
+
+No comparison on a run that is not healthy: the run's ``Samples.health`` (computed from the stored run
+for samples saved before health was recorded) is printed after the sampler table; if it has problems
+— e.g. a network that does not classify its training inputs, as the N = P = 500 run of docs §9 — the
+theory-vs-sampler comparison is not printed and the script exits with status 3.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -104,8 +110,32 @@ def print_comparison(cmp):
     print(f"field t rel. error: {cmp['t_rel_error']:.4f}")
 
 
+def run_health(samples, task):
+    """The run's ``Samples.health``; assessed from the stored run for samples saved before it was recorded."""
+    if samples.health is not None:
+        return samples.health
+    from meanfield.sampling.health import assess
+    return assess(samples.traces, samples.config, samples.readouts, samples.mean_prediction, task.Y, task.labels,
+                  samples.preactivations, mf.nonlinearity(samples.config["nonlinearity"]))
+
+
+def report_health(samples, task):
+    """Print the run's health; returns ``health.ok``. An unhealthy run gets no theory-vs-sampler verdict."""
+    h = run_health(samples, task)
+    if h.ok:
+        print("run health: ok (" + ", ".join(f"{c.name} {c.value:.3g}" for c in h.checks
+                                            if c.name in ("train_accuracy", "train_error/T")) + ")")
+        return True
+    print("run health: NOT OK — no theory-vs-sampler comparison on this run (it is not a network that learned "
+          "its task, or not an equilibrated one):")
+    for problem in h.problems:
+        print(f"   - {problem}")
+    return False
+
+
 def agreement(N=100, T=0.04, steps=1000, anneal=0.15, seed=1, P=None):
-    """Theory vs sampler at N, P (default P = N), T (annealed from ``anneal``); prints and returns numbers."""
+    """Theory vs sampler at N, P (default P = N), T (annealed from ``anneal``); prints and returns numbers
+    (``cmp`` is None, nothing compared, when the run is not healthy)."""
     P = N if P is None else P
     task = mf.toy_task(P, P + 20, y_minus=0.5)
     t0 = time.time()
@@ -116,6 +146,8 @@ def agreement(N=100, T=0.04, steps=1000, anneal=0.15, seed=1, P=None):
     s = mf.sample(task, "erf", N, depth=2, T=T, steps=steps, seed=seed, space="weight", thin=max(1, steps // 400),
                   anneal=anneal, progress=False)
     print(f"sampler: {time.time() - t0:.0f} s ({steps} transitions, annealed from {anneal})")
+    if not report_health(s, task):
+        return sol, s, None
     cmp = layer_comparison(sol, s, task)
     print_comparison(cmp)
     return sol, s, cmp
@@ -163,7 +195,8 @@ def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, P=None,
     """The coded regime (docs §8): sampler per layer (P = N unless given); with ``theory`` the
     frozen-population theory (:func:`coded_theory`) and the layer-by-layer comparison. ``samples``:
     an ``.npz`` path; loaded if it exists (the sampler is skipped), else the run checkpoints to
-    ``samples + ".ckpt"`` (resumable) and is saved there."""
+    ``samples + ".ckpt"`` (resumable) and is saved there. Returns ``(samples, layers, healthy)``; the
+    comparison is skipped on an unhealthy run."""
     P = N if P is None else P
     task = mf.toy_task(P, P + 20, y_minus=0.5)
     t0 = time.time()
@@ -186,10 +219,11 @@ def coded(N=100, T=0.02, steps=20000, anneal=0.15, seed=1, theory=False, P=None,
     classes = [list(task.labels).index(c) for c in range(3)]
     r = sampler_layers(s, task)
     print_sampler_layers(r, T, classes)
-    if theory:
+    healthy = report_health(s, task)
+    if theory and healthy:
         sol = coded_theory(task, T, r, classes)
         print_comparison(layer_comparison(sol, s, task))
-        return s, r
+    return s, r, healthy
 
 
 def coded_theory(task, T, r, classes, progress=True):
@@ -218,9 +252,12 @@ def main():
     ap.add_argument("--samples", default=None, help="--coded: .npz of the run (loaded if present, else written)")
     args = ap.parse_args()
     if args.coded:
-        coded(args.N, args.T, args.steps, args.anneal, args.seed, args.theory, P=args.P, samples=args.samples)
+        _, _, healthy = coded(args.N, args.T, args.steps, args.anneal, args.seed, args.theory, P=args.P,
+                              samples=args.samples)
+        sys.exit(0 if healthy else 3)
     elif args.agreement:
-        agreement(args.N, args.T, args.steps, args.anneal, args.seed, args.P)
+        _, _, cmp = agreement(args.N, args.T, args.steps, args.anneal, args.seed, args.P)
+        sys.exit(0 if cmp is not None else 3)
     else:
         task = mf.toy_task(args.P or args.N, (args.P or args.N) + 20, y_minus=0.5)
         t0 = time.time()

@@ -108,17 +108,26 @@ def _sweep(a):
 
 
 def _figure(a):
-    from .figures import make
+    """Draw the figures; exit status 1 on bad input, 3 if a panel's sampler run failed its health checks
+    (the PNG is still written, that panel marked in red; docs/figures.md, "Runs that did not learn")."""
+    from .figures import NotLearnedError, make
+    from .figures.common import EXIT_STATUS
     opts = {} if a.data_path is None else {"data_path": a.data_path}
+    status = 0
     try:
         for name in a.which:
             t0 = time.perf_counter()
-            for path in make(name, a.out_dir, small=a.small, seed=a.seed, progress=not a.quiet, **opts):
-                print(f"saved {path} ({time.perf_counter() - t0:.1f} s)")
+            try:
+                paths, note = make(name, a.out_dir, small=a.small, seed=a.seed, progress=not a.quiet, **opts), ""
+            except NotLearnedError as exc:
+                paths, note, status = exc.paths, " — NOT LEARNED panels marked in red", EXIT_STATUS
+                print(f"meanfield figure: {exc}", file=sys.stderr)
+            for path in paths:
+                print(f"saved {path} ({time.perf_counter() - t0:.1f} s){note}")
     except (ValueError, TypeError, NotImplementedError, OSError) as exc:
         print(f"meanfield figure: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 def main(argv=None):

@@ -35,8 +35,9 @@ def scheme_sweep(parameter, values, *, T=0.01, y_minus=0.5, P=200, N=None, steps
     Returns
     -------
     list of dict
-        Per point: ``value``, ``theory`` ``{code: fraction}``, ``converged``, and when sampled
-        ``sampler`` ``{code: fraction}`` and ``switching_neurons``.
+        Per point: ``value``, ``T``, ``y_minus``, ``P``, ``N``, ``theory`` ``{code: fraction}``, ``converged``,
+        and when sampled ``sampler`` ``{code: fraction}``, ``switching_neurons``, ``health`` (the run's
+        ``Samples.health``) and ``train_error``.
     """
     from .code_agreement import sampled_codes
     from .sampling import sample
@@ -49,7 +50,7 @@ def scheme_sweep(parameter, values, *, T=0.01, y_minus=0.5, P=200, N=None, steps
         Tv, yv = (float(v), y_minus) if parameter == "T" else (T, float(v))
         task = toy_task(P, P + 20, y_minus=yv)
         sol = solve(task, nonlinearity, T=Tv, finite_P=True)
-        row = dict(value=float(v), T=Tv, y_minus=yv, converged=bool(sol.converged),
+        row = dict(value=float(v), T=Tv, y_minus=yv, P=P, N=N, converged=bool(sol.converged),
                    theory={tuple(int(b) for b in c): float(p) for c, p in zip(sol.codes, sol.code_fractions)})
         if N is not None:
             an = None if anneal is None else max(anneal, 1.5 * Tv)
@@ -58,6 +59,7 @@ def scheme_sweep(parameter, values, *, T=0.01, y_minus=0.5, P=200, N=None, steps
             C = sampled_codes(s, task)
             row["sampler"] = code_fractions(C)
             row["switching_neurons"] = code_switching(C)["switching_neurons"]
+            row["health"], row["train_error"] = s.health, s.diagnostics.get("train_error")
         rows.append(row)
     return rows
 
@@ -78,7 +80,10 @@ def sweep_table(rows, parameter="y_minus", min_fraction=0.005):
 
 
 def plot_scheme_sweep(rows, path, parameter="y_minus", min_fraction=0.005):
-    """Code fractions along the sweep: theory lines, sampler markers; written to ``path`` (PNG)."""
+    """Code fractions along the sweep: theory lines, sampler markers; written to ``path`` (PNG).
+
+    The title names the fixed parameter (T or y₋), P and the sampled width N (from the rows of
+    :func:`scheme_sweep`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -95,9 +100,21 @@ def plot_scheme_sweep(rows, path, parameter="y_minus", min_fraction=0.005):
             ax.plot(xs, [r["sampler"].get(c, 0.0) for r in rows if "sampler" in r], "o", color=col, mfc="none")
     ax.set_xlabel({"y_minus": "y₋", "T": "T"}[parameter])
     ax.set_ylabel("fraction of neurons")
-    ax.set_title("coding scheme: theory (lines), sampler (circles)")
+    ax.set_title(_sweep_title(rows, parameter), fontsize=9)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _sweep_title(rows, parameter):
+    """Plot title: the swept parameter, the fixed one, P and N (e.g. "… along y₋ at T = 0.01, P = 200, N = 100")."""
+    r0 = rows[0] if rows else {}
+    fixed = f"T = {r0['T']:g}" if parameter == "y_minus" and "T" in r0 else \
+        (f"y₋ = {r0['y_minus']:g}" if "y_minus" in r0 else "")
+    size = ", ".join(f"{k} = {r0[k]}" for k in ("P", "N") if r0.get(k) is not None)
+    sampled = any("sampler" in r for r in rows)
+    where = ", ".join(x for x in (fixed, size) if x)
+    return (f"sigmoid coding scheme along {'y₋' if parameter == 'y_minus' else 'T'}"
+            + (f" at {where}" if where else "") + "\ntheory (lines)" + (", sampler (circles)" if sampled else ""))

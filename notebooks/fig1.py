@@ -37,6 +37,17 @@ data = fig1.compute(small=SMALL, seed=0, progress=not SMALL)
 for nl in ("linear", "erf", "relu"):
     print(f"{nl:6s}", data[nl]["nonlazy"]["scheme"])
 
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
+
 # %%
 paths = fig1.draw(data, OUT)
 try:

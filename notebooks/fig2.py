@@ -38,6 +38,17 @@ for nl in ("linear", "erf", "relu"):
     fr = {"-".join(map(str, c)): round(float(p), 3) for c, p in data[nl]["code_fractions"].items() if p > 0.01}
     print(f"{nl:6s} {data[nl]['scheme'].scheme:9s} codes {fr}")
 
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
+
 # %%
 paths = fig2.draw(data, OUT)
 try:

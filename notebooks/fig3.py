@@ -20,7 +20,10 @@
 # (`mf.solve(task, "linear", depth=3)`) are drawn below the diagonal. The learned block structure
 # strengthens towards the feature layer.
 #
-# Scale: N = P = 80 / 80 / 60 (paper 200 / 200 / 100); small: 30.
+# Scale: N = P = 80 / 80 / 60 (paper 200 / 200 / 100); small: 30 / 40 / 30. The sigmoid network is
+# annealed from T = 0.03: from 0.15 it froze with classes 1 and 2 merged and did not learn the task
+# (training error 19 T, two codes in the deeper layers); now every layer carries the six one- and
+# two-class codes.
 
 # %%
 import os
@@ -36,6 +39,18 @@ data = fig3.compute(small=SMALL, seed=0, progress=not SMALL)
 # %%
 for nl in ("linear", "erf", "relu"):
     print(f"{nl:6s} kernel-task alignment per layer", [round(a, 3) for a in data[nl]["kernel_task_alignment"]])
+print("sigmoid codes per layer (≥ 1 % of the neurons):", data["erf"]["n_codes"])
+
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
 
 # %%
 paths = fig3.draw(data, OUT)

@@ -38,6 +38,17 @@ for nl in ("linear", "erf", "relu"):
     print(f"{nl:6s} neurons that switched code: {sw['switching_neurons']}/{data[nl]['N']}, "
           f"class-0 readout sign flips: {data[nl]['sign_flips']:.2f}")
 
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
+
 # %%
 paths = fig4.draw(data, OUT)
 try:

@@ -18,7 +18,7 @@
 # First-layer neurons keep changing their code during sampling while the feature layer stays frozen;
 # the coding scheme of the first layer is still visible in every sample after reordering.
 #
-# Scale: N = P = 100 (paper 500); small: 30.
+# Scale: N = P = 80 (paper 500); small: 30.
 
 # %%
 import os
@@ -34,6 +34,17 @@ data = fig5.compute(small=SMALL, seed=0, progress=not SMALL)
 # %%
 for l, sw in enumerate(data["switching"], 1):
     print(f"layer {l}: {sw['switching_neurons']}/{data['N']} neurons switched, {sw['switches']} switches")
+
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
 
 # %%
 paths = fig5.draw(data, OUT)

@@ -39,6 +39,17 @@ for nl in ("linear", "erf", "relu"):
     print(f"{nl:6s} accuracy {d['accuracy']:.3f}  error {d['error'].round(3)}  GP {d['gp_error'].round(3)}  "
           f"theory: {d['theory'] or 'n/a'}")
 
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
+
 # %%
 paths = fig6.draw(data, OUT)
 try:

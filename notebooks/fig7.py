@@ -35,6 +35,17 @@ data = fig7.compute(small=SMALL, seed=0, progress=not SMALL, data_path=CIFAR_PAT
 # %%
 print(f"source {data['source']}: train accuracy {data['train_accuracy']:.3f}, test accuracy {data['test_accuracy']:.3f}")
 
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
+
 # %%
 paths = fig7.draw(data, OUT)
 try:

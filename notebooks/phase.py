@@ -18,7 +18,7 @@
 # Theory (`mf.solve(..., "erf", T=T)` on a grid via `meanfield.sweeps.scheme_sweep`) coloured by the
 # 1-1-1 fraction and by the scheme class; sampler points (annealed runs) on top in the same colours.
 #
-# Default P = N = 100 on a 6 × 6 grid; small: P = 40 on 3 × 2.
+# Default P = N = 100 on a 6 × 6 grid; small: P = 40 on 2 × 2.
 
 # %%
 import os
@@ -35,6 +35,17 @@ data = phase.compute(small=SMALL, seed=0, progress=not SMALL)
 for s in data["samples"]:
     print(f"y- = {s['y_minus']:.2f}, T = {s['T']:.3f}: sampler {s['label']:15s} (1-1-1 {s['f111']:.3f}), "
           f"theory {s['theory_label']}")
+
+# %% [markdown]
+# Run health of every sampler run behind a panel (`Samples.health`): a panel whose run failed its
+# checks is drawn marked in red, and `meanfield figure` exits with status 3 (docs/figures.md,
+# "Runs that did not learn").
+
+# %%
+from meanfield.figures.common import run_summary
+
+for rec in data["runs"].values():
+    print(run_summary(rec))
 
 # %%
 paths = phase.draw(data, OUT)

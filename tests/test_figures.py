@@ -80,6 +80,27 @@ def test_fig1_schemes_per_nonlinearity(fig1_data, tmp_path):
     assert_png(module(1).draw(fig1_data, tmp_path)[0])
 
 
+def test_every_heatmap_has_a_colorbar(fig1_data, tmp_path, monkeypatch):
+    """Every image drawn in Fig. 1 (kernels and activation rasters, lazy and non-lazy) has a colorbar."""
+    from meanfield.figures import common
+    drawn = []
+    save = common.save
+    monkeypatch.setattr(common, "save", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
+    module(1).draw(fig1_data, tmp_path)
+    images = [im for ax in drawn[0].axes for im in ax.images]
+    assert len(images) == 12                                   # 3 nonlinearities x (kernel, raster) x 2 regimes
+    assert all(im.colorbar is not None for im in images)
+
+
+def test_sweep_title_names_T_P_N():
+    from meanfield.sweeps import _sweep_title
+    rows = [dict(value=0.3, T=0.01, y_minus=0.3, P=40, N=30, theory={}, sampler={}),
+            dict(value=0.5, T=0.01, y_minus=0.5, P=40, N=30, theory={}, sampler={})]
+    assert "at T = 0.01, P = 40, N = 30" in _sweep_title(rows, "y_minus")
+    rows_T = [dict(r, T=t, y_minus=0.5, N=None) for r, t in zip(rows, (0.01, 0.04))]
+    assert "along T at y₋ = 0.5, P = 40" in _sweep_title(rows_T, "T") and "N =" not in _sweep_title(rows_T, "T")
+
+
 def test_fig7_substitute_and_missing_cifar(tmp_path):
     d = module(7).compute(small=True, seed=0)
     assert d["source"] == "digits"
@@ -90,6 +111,50 @@ def test_fig7_substitute_and_missing_cifar(tmp_path):
         module(7).compute(small=True, data_path=tmp_path / "missing")
     assert cli.main(["figure", "7", "--small", "--quiet", "--out-dir", str(tmp_path),
                      "--data-path", str(tmp_path / "missing")]) == 1
+
+
+SIX_CODES = {(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)}
+
+
+def test_fig3_sigmoid_network_learned_its_six_code_scheme():
+    """The data behind Fig. 3's sigmoid row (small scale, P = N = 40, depth 3, y₋ = −½): the network fits its
+    task and every layer carries the paper's scheme — the six one- and two-class codes, each held by ≥ 1 % of
+    the neurons, and no other. Annealed from T = 0.15 (the old schedule) the same run froze with classes 1
+    and 2 merged (seed 1: train error 20 T, accuracy 0.75, codes 8 / 2 / 2; seed 0: 6 / 6 / 3 codes; default
+    scale: 0.19 = 19 T, accuracy 0.75, 8 / 2 / 2); from 0.03 the error is 0.57 T and the codes 6 / 6 / 6."""
+    d = module(3).compute(small=True, seed=0)
+    run = d["runs"]["erf"]
+    assert run["ok"], run["problems"]
+    assert run["train_accuracy"] == 1.0
+    assert run["train_error"] / run["T"] < 2.0                       # O(T); the merged state had 19-20 T
+    assert d["erf"]["n_codes"] == [6, 6, 6]
+    for fr in d["erf"]["code_fractions"]:
+        assert {c for c, p in fr.items() if p >= 0.01} == SIX_CODES
+    assert all(d["runs"][nl]["ok"] for nl in ("linear", "relu"))
+
+
+def test_unhealthy_panel_is_marked_and_cli_exits_3(tmp_path, capsys, monkeypatch):
+    """Policy (docs/figures.md, "Runs that did not learn"): a panel from a run that failed its health checks is
+    drawn marked in red, ``make`` raises NotLearnedError after writing the PNG, the CLI names the panel and its
+    problems and exits 3. Fig. 5 at T = 1e-4 (10 transitions) fails its checks."""
+    from meanfield import SamplerHealthWarning
+    from meanfield.figures import NotLearnedError, fig5
+    from meanfield.figures.common import mark_text
+    monkeypatch.setattr(fig5, "SCALES", dict(default=fig5.SCALES["default"], small=dict(P=20, steps=10)))
+    monkeypatch.setattr(fig5, "T", 1e-4)
+    with pytest.warns(SamplerHealthWarning):
+        d = fig5.compute(small=True, seed=0)
+    rec = d["runs"]["erf"]
+    assert not rec["ok"] and rec["problems"] and mark_text(rec).startswith(("NOT LEARNED", "UNHEALTHY RUN"))
+    with pytest.raises(NotLearnedError, match="all panels") as exc, pytest.warns(SamplerHealthWarning):
+        fig5.make(tmp_path / "api", small=True, progress=False)
+    assert_png(exc.value.paths[0])
+    with pytest.warns(SamplerHealthWarning):
+        assert cli.main(["figure", "5", "--small", "--quiet", "--out-dir", str(tmp_path)]) == 3
+    cap = capsys.readouterr()
+    assert f"saved {tmp_path / 'fig5.png'}" in cap.out and "marked in red" in cap.out
+    assert "all panels (erf, depth 2, N = 20, T = 0.0001" in cap.err and "what to change" in cap.err
+    assert_png(tmp_path / "fig5.png")
 
 
 def test_fig5_lower_layer_switches_more():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from .common import NotLearnedError
+
 FIGURES = ("1", "2", "3", "4", "5", "6", "7", "phase")
 DESCRIPTIONS = {
     "1": "lazy vs non-lazy: kernels and activations (linear, sigmoid, ReLU; binary task)",
@@ -34,6 +36,8 @@ def make(name, out_dir, small=False, seed=0, progress=True, **options):
     """Compute and draw figure ``name`` into ``out_dir``; returns the written PNG paths.
 
     ``options``: ``data_path`` for figure 7 (CIFAR-10 python batches); ValueError elsewhere.
+    Raises :class:`NotLearnedError` (after writing the PNG, the panel marked in red) when a panel's
+    sampler run failed its health checks (``Samples.health``).
     """
     mod = module(name)
     unknown = set(options) - ({"data_path"} if mod.__name__.endswith("fig7") else set())

@@ -62,6 +62,7 @@ def compute(small=False, seed=0, progress=False):
         phi = C.phi_of(nl)
         C.log(progress, f"fig1: {nl}")
         s = _nonlazy(task, nl, sc["N"], sc["steps"][nl], seed, progress)
+        C.record(out, nl, s, f"non-lazy {C.LABEL[nl]} panels (e)")
         A = C.activations(s)
         verdict = scheme_type(C.activations(s, index=None), task.labels, s.readouts)
         out[nl] = dict(lazy=dict(activations=phi.phi(Z0), kernel=nngp_kernel(nl, task.X)),
@@ -110,8 +111,9 @@ def _sketch_features(ax, aligned, seed):
 def draw(data, out_dir):
     """Write ``fig1.png`` to ``out_dir``; returns ``[path]``."""
     plt = C.pyplot()
-    fig = plt.figure(figsize=(12, 7.2))
-    gs = fig.add_gridspec(3, 6, height_ratios=[0.9, 1, 1], hspace=0.45, wspace=0.35)
+    fig = plt.figure(figsize=(14, 7.6))
+    gs = fig.add_gridspec(3, 6, height_ratios=[0.9, 1, 1], hspace=0.5, wspace=0.75, left=0.07, right=0.96,
+                          top=0.9, bottom=0.08)
     _sketch_network(fig.add_subplot(gs[0, 0:2]))
     _sketch_features(fig.add_subplot(gs[0, 2:4]), False, 1)
     _sketch_features(fig.add_subplot(gs[0, 4:6]), True, 1)
@@ -119,16 +121,19 @@ def draw(data, out_dir):
     for row, regime, tag in ((1, "lazy", "c"), (2, "nonlazy", "e")):
         for k, nl in enumerate(C.NONLINEARITIES):
             d = data[nl][regime]
-            C.draw_kernel(fig.add_subplot(gs[row, 2 * k]), d["kernel"], lab,
-                          f"{tag}  {'lazy' if regime == 'lazy' else 'non-lazy'} {C.LABEL[nl]}: kernel")
+            axk = fig.add_subplot(gs[row, 2 * k])
+            C.draw_kernel(axk, d["kernel"], lab, f"{tag}  {C.LABEL[nl]}: kernel")
             A = d["activations"]
             if nl == "relu":
                 A = A[C.most_active(A, N_RELU_SHOWN)]
             ax = fig.add_subplot(gs[row, 2 * k + 1])
             C.draw_raster(ax, A, lab, "activations" + (f" (top {N_RELU_SHOWN})" if nl == "relu" else ""))
+            if k == 0:                       # the regime names the row
+                axk.text(-0.12, 0.5, "lazy" if regime == "lazy" else "non-lazy", transform=axk.transAxes,
+                         rotation=90, ha="right", va="center", fontsize=10, fontweight="bold")
             if regime == "nonlazy":
-                ax.text(0.5, -0.3, f"scheme_type: {d['scheme'].scheme}", transform=ax.transAxes,
-                        ha="center", fontsize=8)
+                axk.set_xlabel(f"scheme_type: {d['scheme'].scheme}", fontsize=8)
+                C.mark_unhealthy([axk, ax], data["runs"][nl])
     sc = data["scale"]
     fig.suptitle(f"Fig. 1 — lazy vs non-lazy (binary task, N = P = {sc['N']}, T = {data['T']}; paper N = P = 500)",
                  fontsize=10)
@@ -137,5 +142,4 @@ def draw(data, out_dir):
 
 def make(out_dir, small=False, seed=0, progress=True):
     """Compute and draw Figure 1; returns the written PNG paths."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress), out_dir)
+    return C.make_figure("1", compute, draw, out_dir, small, seed, progress)

@@ -52,6 +52,7 @@ def compute(small=False, seed=0, progress=False):
     for nl in C.NONLINEARITIES:
         C.log(progress, f"fig2: {nl}")
         task, sol, s = toy_run(nl, sc["P"][nl], sc["steps"][nl], seed, progress)
+        C.record(out, nl, s, f"{C.LABEL[nl]} row")
         A, a = C.activations(s), s.readouts[-1]
         d = dict(labels=task.labels, Y=task.Y, readouts=a, activations=A, output=A.T @ a / A.shape[0],
                  theory_output=None if sol is None else sol.train_prediction, theory_readouts=None,
@@ -118,6 +119,7 @@ def draw(data, out_dir):
         if row == 0:
             ax.legend(fontsize=7, loc="center right")
             axes[row, 0].legend(fontsize=7, markerscale=2)
+        C.mark_unhealthy(axes[row], data["runs"][nl])
     P = {nl: data[nl]["N"] for nl in C.NONLINEARITIES}
     fig.suptitle(f"Fig. 2 — feature-layer coding schemes, toy task (N = P = {P['linear']}/{P['erf']}/{P['relu']}, "
                  f"T = {data['T']}; paper 200/500/500)", fontsize=10)
@@ -126,5 +128,4 @@ def draw(data, out_dir):
 
 def make(out_dir, small=False, seed=0, progress=True):
     """Compute and draw Figure 2; returns the written PNG paths."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress), out_dir)
+    return C.make_figure("2", compute, draw, out_dir, small, seed, progress)

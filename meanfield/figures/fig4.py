@@ -90,6 +90,7 @@ def compute(small=False, seed=0, progress=False):
     for nl in C.NONLINEARITIES:
         C.log(progress, f"fig4: {nl}")
         task, sol, s = toy_run(nl, sc["P"][nl], sc["steps"][nl], seed, progress, thin=1)
+        C.record(out, nl, s, f"{C.LABEL[nl]} row")
         cls0 = np.flatnonzero(task.labels == 0)
         Z = np.asarray(s.preactivations[0], dtype=np.float64)
         codes = neuron_codes(C.phi_of(nl).phi(Z), task.labels)
@@ -128,8 +129,7 @@ def _hist_panel(ax, nl, d, which):
             ax.axvline(v, color="C3", lw=2, alpha=0.6)
         for v in np.ravel(th["outliers"]):
             ax.axvline(v, color="k", ls="--", lw=0.8)
-        ax.text(0.98, 0.95, "red: sampled outliers\ndashed: theory √N ā, √N z̄", transform=ax.transAxes,
-                ha="right", va="top", fontsize=6)
+        ax.set_xlabel("red: sampled outliers\ndashed: theory √N ā, √N z̄", fontsize=7)
     else:
         ax.hist(vals.ravel(), bins=60, density=True, color="0.5", alpha=0.6)
         if th is not None:
@@ -167,6 +167,7 @@ def draw(data, out_dir):
         for ax in (axes[row, 1], axes[row, 3]):
             ax.set_xlabel("stored sample", fontsize=8)
             C.small_axes(ax)
+        C.mark_unhealthy(axes[row], data["runs"][nl])
     N = [data[nl]["N"] for nl in C.NONLINEARITIES]
     fig.suptitle(f"Fig. 4 — feature-layer posteriors and dynamics (N = P = {N[0]}/{N[1]}/{N[2]}; "
                  "paper 200/500/500; dashed: theory)", fontsize=10)
@@ -175,5 +176,4 @@ def draw(data, out_dir):
 
 def make(out_dir, small=False, seed=0, progress=True):
     """Compute and draw Figure 4; returns the written PNG paths."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress), out_dir)
+    return C.make_figure("4", compute, draw, out_dir, small, seed, progress)

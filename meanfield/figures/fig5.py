@@ -39,6 +39,8 @@ def compute(small=False, seed=0, progress=False):
     C.log(progress, "fig5: erf, depth 2")
     s = C.sample_net(task, "erf", sc["P"], sc["steps"], depth=DEPTH, T=T, seed=seed, progress=progress,
                      anneal=0.15)
+    runs = {}
+    C.record(runs, "erf", s, "all panels")
     phi = C.phi_of("erf")
     acts = [phi.phi(np.asarray(Z, dtype=np.float64)) for Z in s.preactivations]
     switching = [code_switching(neuron_codes(A, task.labels)) for A in acts]
@@ -46,14 +48,14 @@ def compute(small=False, seed=0, progress=False):
     selected = list(np.argsort(-per, kind="stable")[:N_TRACE])
     return dict(labels=task.labels, N=s.N, T=T, z1_first_input=np.asarray(s.preactivations[0][:, :, 0]),
                 act1_first=acts[0][0], act1_last=acts[0][-1], switching=switching, selected=selected,
-                n_samples=acts[0].shape[0])
+                n_samples=acts[0].shape[0], runs=runs["runs"])
 
 
 def draw(data, out_dir):
     """Write ``fig5.png``; returns ``[path]``."""
     from ..analysis import activation_raster
     plt = C.pyplot()
-    fig, axes = plt.subplots(1, 5, figsize=(16, 3.6), gridspec_kw=dict(wspace=0.35))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6), gridspec_kw=dict(wspace=0.45))
     for k, i in enumerate(data["selected"]):
         axes[0].plot(data["z1_first_input"][:, i], lw=0.8, color=f"C{k}")
     axes[0].set(xlabel="stored sample", ylabel="preactivation $z^1_i(x_1)$")
@@ -63,7 +65,8 @@ def draw(data, out_dir):
     io = first.input_order
     for ax, A, t in ((axes[1], data["act1_first"], "b  layer 1, first sample"),
                      (axes[2], data["act1_last"], "c  layer 1, last sample (order of b)")):
-        ax.imshow(A[first.neuron_order][:, io], aspect="auto", interpolation="nearest", vmin=0, vmax=1)
+        im = ax.imshow(A[first.neuron_order][:, io], aspect="auto", interpolation="nearest", vmin=0, vmax=1)
+        C.colorbar(ax, im, "φ")
         ax.set_title(t, fontsize=9, loc="left")
         ax.set(xlabel="input (by class)", ylabel="neuron")
     C.draw_raster(axes[3], data["act1_last"], lab, "d  last sample, reordered", threshold=0.5, vmin=0, vmax=1)
@@ -82,10 +85,10 @@ def draw(data, out_dir):
     fig.suptitle(f"Fig. 5 — two-hidden-layer sigmoid network (N = P = {data['N']}, T = {data['T']}; "
                  "paper 500)", fontsize=10)
     fig.subplots_adjust(top=0.82, bottom=0.16, left=0.05, right=0.98)
+    C.mark_unhealthy(axes, data["runs"]["erf"])
     return [C.save(fig, out_dir, "fig5.png")]
 
 
 def make(out_dir, small=False, seed=0, progress=True):
     """Compute and draw Figure 5; returns the written PNG paths."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress), out_dir)
+    return C.make_figure("5", compute, draw, out_dir, small, seed, progress)

@@ -30,8 +30,12 @@ from . import common as C
 T = 0.01
 SCALES = dict(default=dict(P=100, P_test=400, steps=300, sweeps=1200, n_var=30, n_show=100,
                            theory=C.NONLINEARITIES),
-              small=dict(P=45, P_test=90, steps=100, sweeps=300, n_var=10, n_show=45, theory=("linear",)))
+              small=dict(P=45, P_test=90, steps=100, sweeps=1200, n_var=10, n_show=45, theory=("linear",)))
 COLLAPSED = ("erf",)
+# ReLU on digits adapts its HMC step to ≈ 0.002 at T = 0.01 (the stiff outlier directions), so a trajectory
+# of the sampler's length 1.5 takes ≈ 700 leapfrog steps: at the default cap of 512 every trajectory was
+# cut (run health: leapfrog_cap = 1). The cap only bounds the trajectory; the cost is what it needs.
+MAX_LEAPFROG = 2048
 N_RELU_SHOWN = 10
 
 
@@ -103,7 +107,9 @@ def compute(small=False, seed=0, progress=False):
             s = sample_collapsed(task, nl, sc["P"], T=T, sweeps=sc["sweeps"], seed=seed, thin=2,
                                  progress=bool(progress))
         else:
-            s = C.sample_net(task, nl, sc["P"], sc["steps"], T=T, seed=seed, progress=progress)
+            s = C.sample_net(task, nl, sc["P"], sc["steps"], T=T, seed=seed, progress=progress,
+                             max_leapfrog=MAX_LEAPFROG)
+        C.record(out, nl, s, f"{C.LABEL[nl]} row")
         idx = _stored(s, sc["n_var"])
         phi = C.phi_of(nl)
         Hs = [phi.phi(C.new_input_preactivations(s, task, Xs, index=i, seed=seed + i)[0]) for i in idx]
@@ -122,7 +128,8 @@ def compute(small=False, seed=0, progress=False):
 def draw(data, out_dir):
     """Write ``fig6.png``; returns ``[path]``."""
     plt = C.pyplot()
-    fig, axes = plt.subplots(3, 4, figsize=(13, 8.4), gridspec_kw=dict(hspace=0.5, wspace=0.3))
+    fig, axes = plt.subplots(3, 4, figsize=(14, 8.4), gridspec_kw=dict(hspace=0.5, wspace=0.45))
+    fig.subplots_adjust(left=0.05, right=0.87, top=0.9, bottom=0.07)
     lab = data["labels_test"]
     order = np.argsort(lab, kind="stable")
     m = data["Y_test"].shape[1]
@@ -140,27 +147,28 @@ def draw(data, out_dir):
         if d["theory_prediction"] is not None:
             ax.plot(d["theory_prediction"][:len(lab)][order, 0], "k--", lw=0.8, label="theory")
         else:
-            C.na(ax)
+            C.na(ax, top=True)
         ax.set_title(f"c  mean predictor, class 0 (acc. {d['accuracy']:.2f})", fontsize=9, loc="left")
         ax.set_xlabel("test input (by class)", fontsize=8)
         if row == 0:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper right")
         ax = axes[row, 3]
         x = np.arange(m)
         ax.bar(x, d["error"], color="0.6", label="sampling")
         if d["theory_error"] is not None:
             ax.plot(x, d["theory_error"], "ko", mfc="none", label="theory (bias²)")
         else:
-            C.na(ax)
+            C.na(ax, top=True)
         ax.plot(x, d["gp_error"], "k^", label="GP theory")
         ax.set_xticks(x, [f"class {k}" for k in x])
         ax.set_title("d  generalization error", fontsize=9, loc="left")
         top = max(np.max(v) for v in (d["error"], d["gp_error"], d["theory_error"]) if v is not None)
         ax.set_ylim(0, 1.35 * top)
         if row == 0:
-            ax.legend(fontsize=6, loc="upper left", ncol=3, framealpha=0.8)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         for a in axes[row, 2:]:
             C.small_axes(a)
+        C.mark_unhealthy(axes[row], data["runs"][nl])
     sc = data["scale"]
     fig.suptitle(f"Fig. 6 — generalization on digits 0/1/2 (sklearn 8×8, N = P = {sc['P']}, "
                  f"{sc['P_test']} test inputs, T = {data['T']}; paper MNIST N = P = 100)", fontsize=10)
@@ -169,5 +177,4 @@ def draw(data, out_dir):
 
 def make(out_dir, small=False, seed=0, progress=True):
     """Compute and draw Figure 6; returns the written PNG paths."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress), out_dir)
+    return C.make_figure("6", compute, draw, out_dir, small, seed, progress)

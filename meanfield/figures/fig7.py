@@ -64,6 +64,8 @@ def compute(small=False, seed=0, progress=False, data_path=None):
     sc = SCALES[source]["small" if small else "default"]
     C.log(progress, f"fig7: {source}, erf depth 2, P = {task.P}, N = {sc['N']}")
     s = C.sample_net(task, "erf", sc["N"], sc["steps"], depth=DEPTH, T=T, seed=seed, progress=progress, anneal=0.15)
+    runs = {}
+    C.record(runs, "erf", s, "all panels")
     phi = C.phi_of("erf")
     tr = [phi.phi(np.asarray(Z[-1], dtype=np.float64)) for Z in s.preactivations]
     te = [phi.phi(Z) for Z in C.new_input_preactivations(s, task, task.X_test, seed=seed)]
@@ -74,7 +76,7 @@ def compute(small=False, seed=0, progress=False, data_path=None):
     return dict(source=source, N=s.N, P=task.P, T=T, labels=task.labels, labels_test=task.labels_test,
                 train=[A[pick] for A in tr], test=[A[pick] for A in te], readouts=a[pick], Y_test=task.Y_test,
                 prediction_test=f_te, train_accuracy=float(np.mean(np.argmax(f_tr, 1) == task.labels)),
-                test_accuracy=float(np.mean(np.argmax(f_te, 1) == task.labels_test)))
+                test_accuracy=float(np.mean(np.argmax(f_te, 1) == task.labels_test)), runs=runs["runs"])
 
 
 def draw(data, out_dir):
@@ -89,7 +91,8 @@ def draw(data, out_dir):
         for row, (split, lab) in enumerate((("train", data["labels"]), ("test", data["labels_test"]))):
             io = np.argsort(lab, kind="stable")
             ax = axes[row, col]
-            ax.imshow(data[split][l][order][:, io], aspect="auto", interpolation="nearest", vmin=0, vmax=1)
+            C.colorbar(ax, ax.imshow(data[split][l][order][:, io], aspect="auto", interpolation="nearest", vmin=0,
+                                     vmax=1), "φ")
             for b in np.flatnonzero(np.diff(lab[io])) + 1:
                 ax.axvline(b - 0.5, color="w", lw=0.4)
             ax.set_title(f"{'adbe'[2 * col + row]}  layer {l + 1}, {split} inputs", fontsize=9, loc="left")
@@ -97,7 +100,7 @@ def draw(data, out_dir):
     ax = axes[0, 2]
     a = data["readouts"][order]
     lim = np.abs(a).max()
-    ax.imshow(a, aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim)
+    C.colorbar(ax, ax.imshow(a, aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim), "$a_i^r$")
     ax.set_title("c  readout weights", fontsize=9, loc="left")
     ax.set(xlabel="class", ylabel="neuron")
     ax = axes[1, 2]
@@ -109,6 +112,7 @@ def draw(data, out_dir):
     ax.legend(fontsize=7)
     for ax in axes.ravel():
         C.small_axes(ax)
+    C.mark_unhealthy(axes, data["runs"]["erf"])
     src = "CIFAR-10" if data["source"] == "cifar" else "digits (substitute for CIFAR-10)"
     fig.suptitle(f"Fig. 7 — L = 2 sigmoid, 10 classes, {src}: P = {data['P']}, N = {data['N']}, T = {data['T']} "
                  "(paper: CIFAR-10, P = 50 000, N = 1000)", fontsize=10)
@@ -117,5 +121,4 @@ def draw(data, out_dir):
 
 def make(out_dir, small=False, seed=0, progress=True, data_path=None):
     """Compute and draw Figure 7 (CIFAR-10 from ``data_path``, else the digits substitute)."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress, data_path), out_dir)
+    return C.make_figure("7", compute, draw, out_dir, small, seed, progress, data_path=data_path)

@@ -8,6 +8,10 @@ temperature), or "other". Left: the 1-1-1 fraction; right: the scheme class. Sam
 (annealed from max(0.15, 1.5 T), preactivation space, :func:`scheme_sweep` with ``N``) are
 drawn on top in the same colours. Default P = N = 100 on a 6 × 6 grid with 3 × 2 sampler points;
 ``small``: P = 40 on 2 × 2 with one sampler point. Axes are the grid indices (ticks: values).
+Sampler points are where the posterior-mean network classifies its training inputs (run health,
+docs/figures.md): at y₋ = 0.6, T = 0.06 it does not (nearest-target accuracy ½, and the theory's
+predictor neither — the targets y₊ = 1, y₋ = 0.6 are closer than the O(T) shrinkage of the output), so
+the sampler points are at y₋ = 0.2, 0.4, 0.5.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import numpy as np
 from . import common as C
 
 SCALES = dict(default=dict(P=100, y=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], T=[0.01, 0.02, 0.04, 0.06, 0.08, 0.1],
-                           sample_y=[0.2, 0.4, 0.6], sample_T=[0.02, 0.06], steps=800),
+                           sample_y=[0.2, 0.4, 0.5], sample_T=[0.02, 0.06], steps=800),
               small=dict(P=40, y=[0.3, 0.5], T=[0.01, 0.04], sample_y=[0.5], sample_T=[0.04], steps=200))
 MIN_FRACTION = 0.01
 CLASSES = ("pairs", "pairs + 1-1-1", "pairs + 1-0-0", "1-1-1 only", "other")
@@ -43,7 +47,8 @@ def compute(small=False, seed=0, progress=False):
     dict
         ``y``, ``T`` (grid axes), ``f111`` (len(T), len(y)) theory 1-1-1 fraction, ``label`` (same
         shape, str), ``n_codes``, ``converged``; ``samples``: list of dicts (``y_minus``, ``T``,
-        ``f111``, ``label``, ``switching_neurons``).
+        ``f111``, ``label``, ``switching_neurons``, ``run``: the run's health, :func:`common.run_record`);
+        ``runs``: the same records by point.
     """
     from ..sweeps import scheme_sweep
     sc = SCALES["small" if small else "default"]
@@ -59,16 +64,19 @@ def compute(small=False, seed=0, progress=False):
             label[i, j] = scheme_label(r["theory"])
             n_codes[i, j] = sum(p >= MIN_FRACTION for p in r["theory"].values())
             conv[i, j] = r["converged"]
-    samples = []
+    samples, runs = [], {}
     for T in sc["sample_T"]:
         C.log(progress, f"phase: sampler row T = {T}")
         for r in scheme_sweep("y_minus", sc["sample_y"], T=T, P=sc["P"], N=sc["P"], steps=sc["steps"], seed=seed,
                               progress=progress):
+            key = f"y₋ = {r['y_minus']:g}, T = {r['T']:g}"
+            runs[key] = C.run_record(f"sampler point {key}", r["health"], r["train_error"], T=r["T"], N=r["N"],
+                                     nonlinearity="erf")
             samples.append(dict(y_minus=r["y_minus"], T=r["T"], f111=r["sampler"].get((1, 1, 1), 0.0),
                                 label=scheme_label(r["sampler"]), theory_label=scheme_label(r["theory"]),
-                                switching_neurons=r["switching_neurons"]))
+                                switching_neurons=r["switching_neurons"], run=runs[key]))
     return dict(y=np.array(ys), T=np.array(Ts), f111=f111, label=label, n_codes=n_codes, converged=conv,
-                samples=samples, P=sc["P"])
+                samples=samples, P=sc["P"], runs=runs)
 
 
 def draw(data, out_dir):
@@ -94,6 +102,11 @@ def draw(data, out_dir):
         axes[0].scatter(xx, yy, c=[s["f111"]], cmap="viridis", vmin=0, vmax=1, s=140, edgecolors="w",
                         linewidths=1.5)
         axes[1].scatter(xx, yy, color=cols[CLASSES.index(s["label"])], s=140, edgecolors="w", linewidths=1.5)
+        if not s["run"]["ok"]:           # a sampler point from an unhealthy run: red ring and label
+            for ax in axes:
+                ax.scatter(xx, yy, s=320, facecolors="none", edgecolors="red", linewidths=2.5)
+                ax.annotate(C.mark_text(s["run"]), (xx, yy), xytext=(0, 14), textcoords="offset points",
+                            ha="center", fontsize=7, color="red", fontweight="bold")
     for ax in axes:
         ax.set_xticks(np.arange(y.size), [f"{v:g}" for v in y])
         ax.set_yticks(np.arange(T.size), [f"{t:g}" for t in T])
@@ -110,5 +123,4 @@ def draw(data, out_dir):
 
 def make(out_dir, small=False, seed=0, progress=True):
     """Compute and draw the phase diagram; returns the written PNG paths."""
-    out_dir, small, seed, progress = C.check_make_args(out_dir, small, seed, progress)
-    return draw(compute(small, seed, progress), out_dir)
+    return C.make_figure("phase", compute, draw, out_dir, small, seed, progress)
