@@ -55,7 +55,11 @@ def test_sampler_equilibrates(samples_depth1):
     assert d["stationarity_readout_cov"] < 0.01
 
 
+@pytest.mark.slow
 def test_depth2_weight_space_matches_theory(task):
+    """N = P = 200, L = 2, weight space (81 s on an idle 2-core machine). Slow: the default run covers
+    linear × depth 2 with tests/test_deep_agreement.py::test_deep_linear_L2_small_finite_N (N = P = 60,
+    the same sampler path, finite-N theory, Monte-Carlo-floor tolerances)."""
     s = mf.sample(task, "linear", N=N, depth=2, T=T, steps=300, space="weight", seed=1, progress=False,
                   record_preactivations=False)
     sol = mf.solve(task, "linear", depth=2, T=T)
