@@ -15,7 +15,7 @@ killed at the end), interleaved over ``--rounds``; the best time per leapfrog st
 table prints ms per step (wall and process CPU time) and the ratios busy / idle and
 blas-all / blas-1 from this run.
 
-Usage: python benchmarks/bench_load.py [--N 100] [--depth 2] [--busy 2] [--rounds 2] [--steps 200]
+Usage: python benchmarks/bench_load.py [--N 100] [--depth 2] [--busy 2] [--rounds 2] [--steps 200] [--numpy-first]
 """
 import argparse
 import contextlib
@@ -24,7 +24,10 @@ import subprocess
 import sys
 import time
 
-import meanfield as mf  # first: it sets the OpenMP/OpenBLAS wait policies before numpy loads BLAS
+if "--numpy-first" in sys.argv:   # as in the test files: OpenBLAS loads before meanfield sets OPENBLAS_THREAD_TIMEOUT
+    import numpy  # noqa: F401
+
+import meanfield as mf  # noqa: E402  (otherwise first: OpenMP/OpenBLAS wait policies before numpy loads BLAS)
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -79,12 +82,16 @@ def main(argv=None):
     ap.add_argument("--busy", type=int, default=2, help="busy-loop processes of the loaded runs (default 2)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=200, help="leapfrog steps per timed trajectory")
+    ap.add_argument("--numpy-first", action="store_true",
+                    help="import numpy before meanfield (as the test files do): OpenBLAS keeps its default "
+                         "spin of 2^28 cycles after each call instead of OPENBLAS_THREAD_TIMEOUT=4")
     a = ap.parse_args(argv)
     args, ws, work = _setup(a.N, a.depth)
     libs = [(d["internal_api"], d["num_threads"]) for d in threadpool_info() if d["user_api"] == "blas"]
     print(f"N = P = {a.N}, depth {a.depth}, weight space; N·P = {work} "
           f"({'<' if work < SERIAL_BELOW else '≥'} SERIAL_BELOW = {SERIAL_BELOW}); BLAS libraries {libs}; "
-          f"{os.cpu_count()} CPUs; busy processes {a.busy}")
+          f"{os.cpu_count()} CPUs; busy processes {a.busy}; "
+          f"OPENBLAS_THREAD_TIMEOUT {'default (numpy first)' if a.numpy_first else os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
     best = {}
     for _ in range(a.rounds):
         for k in (0, a.busy):
