@@ -88,10 +88,11 @@ def main(argv=None):
     a = ap.parse_args(argv)
     args, ws, work = _setup(a.N, a.depth)
     libs = [(d["internal_api"], d["num_threads"]) for d in threadpool_info() if d["user_api"] == "blas"]
+    timeout = "default (numpy first)" if a.numpy_first else os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     print(f"N = P = {a.N}, depth {a.depth}, weight space; N·P = {work} "
           f"({'<' if work < SERIAL_BELOW else '≥'} SERIAL_BELOW = {SERIAL_BELOW}); BLAS libraries {libs}; "
           f"{os.cpu_count()} CPUs; busy processes {a.busy}; "
-          f"OPENBLAS_THREAD_TIMEOUT {'default (numpy first)' if a.numpy_first else os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
+          f"OPENBLAS_THREAD_TIMEOUT {timeout}")
     best = {}
     for _ in range(a.rounds):
         for k in (0, a.busy):

@@ -12,7 +12,8 @@ sampler"). Per layer ℓ:
 * the growth of λ across layers (slope β of log λ_ℓ vs ℓ).
 
 The N → ∞ theory misses the finite-N shifts by 5–12 % at N = 60, so these tolerances discriminate.
-Default: L = 2 and 3 at N = P = 60. Slow: L = 2, 3 at N = P = 200 and the ReLU L = 3 run of Fig. 3 (sparse feature layer).
+Default: L = 2 and 3 at N = P = 60. Slow: L = 2, 3 at N = P = 200 and the ReLU L = 3 run of Fig. 3
+(sparse feature layer).
 """
 import os
 import sys
