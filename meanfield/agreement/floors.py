@@ -112,7 +112,8 @@ def batch_standard_error(batches):
     B = b.shape[0]
     if B < 2:
         return float("nan")
-    return float(np.sqrt(np.sum((b - b.mean(axis=0)) ** 2) / (B * (B - 1))))
+    se = float(np.sqrt(np.sum((b - b.mean(axis=0)) ** 2) / (B * (B - 1))))
+    return 0.0 if se <= 1e-13 * float(np.max(np.abs(b))) else se     # rounding of a constant series
 
 
 def probe_tau(values, directions=(), weights=None):

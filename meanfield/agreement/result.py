@@ -144,8 +144,9 @@ class Comparison:
                 ratio = 0.0
             extra = f"{r['theory']} | {r['samples']}" if "theory" in r else ""
             note = f"  [{r['note']}]" if r["note"] else ""
+            rfmt = "{:9.2f}" if ratio is None or ratio < 1e4 else "{:9.1e}"
             lines.append(f"  {r['quantity']:{w}s}  {r['metric']:24s} {r['error']:10.3e} {_num(r['floor'])} "
-                         f"{_num(ratio, '{:9.2f}'):>9s} {_num(r['factor'], '{:9.2f}'):>9s}  {r['status']:7s} "
+                         f"{_num(ratio, rfmt):>9s} {_num(r['factor'], '{:9.2f}'):>9s}  {r['status']:7s} "
                          f"{extra}{note}")
         lines.append("  " + self.verdict())
         return "\n".join(lines)
@@ -163,9 +164,15 @@ class Comparison:
 
 
 def mark_frozen(rows):
-    """Rows that FAIL in a frozen run become FROZEN (their floor, which assumes mixing, does not hold)."""
+    """In a frozen run, rows whose error exceeds ``factor · floor`` become FROZEN rather than FAIL.
+
+    This includes rows without a reliable floor (``"n/a"``, e.g. a code that flickers between two
+    samples makes τ long): a floor that assumes mixing does not hold in a frozen run either way.
+    """
     for r in rows:
-        if r["status"] == FAIL:
+        over = r["status"] == NA and r["floor"] is not None and r["factor"] is not None \
+            and r["error"] > r["factor"] * r["floor"]
+        if r["status"] == FAIL or over:
             r["status"] = FROZEN
             r["note"] = (r["note"] + "; " if r["note"] else "") + "sampler frozen"
     return rows
