@@ -23,6 +23,7 @@ import time
 import meanfield as mf  # noqa: I001  (first: thread wait policies before numpy loads BLAS)
 import numpy as np
 import scipy.special as sps
+from meanfield.agreement.floors import batch_kernels, batch_standard_error, excess
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_sampler import time_meanfield  # noqa: E402  (the same kernel timing, any depth)
@@ -84,38 +85,6 @@ def time_reference(task, N, L, name, sig_a, T, reps):
 T_AGREE = 0.01
 
 
-def batch_kernels(samples, n_batches):
-    """Batch-mean kernels of every layer from the stored preactivations.
-
-    Parameters
-    ----------
-    samples : Samples
-        A run with ``record_preactivations=True`` (S stored samples, S ≥ 2 ``n_batches``).
-    n_batches : int
-        Number B of consecutive blocks; the last S mod B samples are dropped.
-
-    Returns
-    -------
-    list of ndarray (B, P, P)
-        Per layer ℓ = 1 … L the mean of ZᵀZ/N (linear networks: φ(z) = z) over each block.
-    """
-    if not samples.preactivations:
-        raise ValueError("batch means need the preactivations (record_preactivations=True)")
-    S = samples.preactivations[0].shape[0]
-    if S < 2 * n_batches:
-        raise ValueError(f"{S} stored samples are too few for {n_batches} batches")
-    size = S // n_batches
-    out = []
-    for Z in samples.preactivations:
-        N, P = Z.shape[1:]
-        Kb = np.empty((n_batches, P, P))
-        for b in range(n_batches):
-            H = np.asarray(Z[b * size:(b + 1) * size], dtype=np.float64).reshape(-1, P)
-            Kb[b] = H.T @ H / (N * size)
-        out.append(Kb)
-    return out
-
-
 def task_directions(Y):
     """Unit eigen-directions q_r of YYᵀ in span Y (P × m, ascending eigenvalue of YᵀY)."""
     Q, _ = np.linalg.qr(Y)
@@ -150,8 +119,7 @@ def _n_eff(B, D, N):
     """
     Pi = np.eye(D.shape[0]) - D @ D.T
     Bb = Pi @ B @ Pi
-    n_b = B.shape[0]
-    se2 = np.sum((Bb - Bb.mean(axis=0)) ** 2) / (n_b * (n_b - 1))
+    se2 = batch_standard_error(Bb) ** 2
     Kb = Bb.mean(axis=0)
     return float((np.trace(Kb) ** 2 + np.sum(Kb * Kb)) / (N * se2))
 
@@ -177,7 +145,9 @@ def linear_agreement(task, samples, n_batches=10):
         ``layers``: per layer ℓ = 1 … L a dict with ``err_N``, ``err_saddle``, ``err_inf`` (rel.
         Frobenius error of the sampled kernel against the finite-N mean, the finite-N saddle and
         the N → ∞ theory), ``floor`` (batch-means standard error of the sampled kernel relative to
-        the theory's norm), ``excess`` (√max(err_N² − floor², 0): the error noise does not explain),
+        the theory's norm, :func:`meanfield.agreement.floors.batch_standard_error` of
+        :func:`~meanfield.agreement.floors.batch_kernels`), ``excess`` (√max(err_N² − floor², 0): the
+        error noise does not explain, :func:`~meanfield.agreement.floors.excess`),
         ``n_eff`` (effective independent samples of the bulk, :func:`_n_eff`),
         ``lam_N``, ``lam_saddle``, ``lam_inf``, ``lam_s``, ``lam_se`` (learned part per task
         direction), ``bulk_N``, ``bulk_inf``, ``bulk_s``, ``bulk_se``. Also ``U_s``, ``U_N``,
@@ -193,16 +163,15 @@ def linear_agreement(task, samples, n_batches=10):
     kmean = sol_N.info.get("kernels_mean") or sol_N.kernels
     K0, Y = task.K0, task.Y
     D = task_directions(Y)
-    Kb = batch_kernels(samples, n_batches)
+    Kb = batch_kernels(samples.preactivations, n_batches)
     rel = lambda A, B: float(np.linalg.norm(A - B) / np.linalg.norm(B))
     layers = []
     for ell in range(1, L + 1):
         Ks, KN, Ki, B = samples.kernels[ell], kmean[ell], sol_inf.kernels[ell], Kb[ell - 1]
-        se = np.sqrt(np.sum((B - B.mean(axis=0)) ** 2) / (n_batches * (n_batches - 1)))
-        err_N, floor = rel(Ks, KN), float(se / np.linalg.norm(KN))
+        err_N, floor = rel(Ks, KN), float(batch_standard_error(B) / np.linalg.norm(KN))
         lb, bb = lowrank(B, K0, D), bulk_level(B, D)
         layers.append(dict(err_N=err_N, err_saddle=rel(Ks, sol_N.kernels[ell]), err_inf=rel(Ks, Ki), floor=floor,
-                           excess=float(np.sqrt(max(err_N ** 2 - floor ** 2, 0.0))), lam_N=lowrank(KN, K0, D),
+                           excess=excess(err_N, floor), lam_N=lowrank(KN, K0, D),
                            n_eff=_n_eff(B, D, N),
                            lam_saddle=lowrank(sol_N.kernels[ell], K0, D), lam_inf=lowrank(Ki, K0, D),
                            lam_s=lowrank(Ks, K0, D), lam_se=lb.std(axis=0, ddof=1) / np.sqrt(n_batches),

@@ -20,7 +20,7 @@ import meanfield as mf  # noqa: I001  (first: thread wait policies before numpy 
 import numpy as np
 
 from meanfield.analysis import code_fractions, code_switching, format_code
-from meanfield.code_agreement import sampled_codes
+from meanfield.agreement.codes import sampled_codes
 
 
 def _timed(fn, reps=3):

@@ -117,7 +117,7 @@ def collapsed_starts(small=False):
                   anneal=0.15, progress=False)
     _, eh = fig6.sampled_error(h, task, sc["n_var"])
     from meanfield.analysis import code_fractions
-    from meanfield.code_agreement import sampled_codes
+    from meanfield.agreement.codes import sampled_codes
     fr = code_fractions(sampled_codes(h, task)[-1:])
     print(f"annealed HMC ({sc['steps']} transitions from T = 0.15): errors {np.round(eh, 4).tolist()}, "
           f"max rel Δ {np.max(np.abs(et - eh) / eh):.3f}, codes at the last sample "

@@ -82,6 +82,7 @@ def _save_solution(sol, path):
 
 
 EXIT_UNHEALTHY = 3     # a sampler run failed its health checks (meanfield.sampling.health)
+EXIT_DISAGREE = 4      # meanfield compare: a row beyond its Monte-Carlo floor, or a frozen sampler
 
 
 def _health_status(cmd, samples):
@@ -143,12 +144,14 @@ def main(argv=None):
     _task_args(pm)
     _sample_args(pm)
     pm.add_argument("--out", default=None, help="save the samples (.npz)")
-    pc = sub.add_parser("compare", help="solve, sample and print the agreement table")
+    pc = sub.add_parser("compare", help="solve, sample and print the agreement table with its verdict "
+                        "(exit status 0: every judged row within its Monte-Carlo floor; 4: a row FAILs, the "
+                        "sampler is frozen, or no row has a floor)")
     _task_args(pc)
     _sample_args(pc)
     pc.add_argument("--finite-width", action="store_true", help="theory with the finite-width correction at N")
     pc.add_argument("--leading-order", action="store_true")
-    pc.add_argument("--out", default=None, help="save the agreement metrics (.json)")
+    pc.add_argument("--out", default=None, help="save the agreement rows (error, floor, verdict) and metrics (.json)")
     pw = sub.add_parser("sweep", help="sigmoid coding scheme along y- or T: theory and sampler, table and PNG")
     pw.add_argument("--parameter", choices=["y_minus", "T"], default="y_minus")
     pw.add_argument("--values", type=float, nargs="+", required=True)
@@ -189,7 +192,7 @@ def main(argv=None):
                 s.save(a.out)
                 print(f"saved {a.out}")
             return _health_status(a.cmd, s)
-        from .compare import compare
+        from .agreement import compare
         sol = _solve(a, task, a.N if a.finite_width else None)
         print(sol.table())
         s = _sample(a, task)
@@ -198,9 +201,9 @@ def main(argv=None):
         print(cmp.table())
         if a.out:
             with open(a.out, "w") as fh:
-                json.dump(dict(metrics=cmp.metrics, context=cmp.context, diagnostics=s.diagnostics), fh, indent=2)
+                json.dump(dict(cmp.to_dict(), diagnostics=s.diagnostics), fh, indent=2)
             print(f"saved {a.out}")
-        return 0
+        return _health_status(a.cmd, s) or (0 if cmp.passed else EXIT_DISAGREE)
     except (ValueError, TypeError, NotImplementedError, OSError) as exc:
         print(f"meanfield {a.cmd}: error: {exc}", file=sys.stderr)
         return 1

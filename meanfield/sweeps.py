@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis.codes import code_fractions, code_switching, format_code
+from .agreement.result import FROZEN_SWITCH_FRACTION
 from .tasks import toy_task
 
 
@@ -36,10 +37,12 @@ def scheme_sweep(parameter, values, *, T=0.01, y_minus=0.5, P=200, N=None, steps
     -------
     list of dict
         Per point: ``value``, ``T``, ``y_minus``, ``P``, ``N``, ``theory`` ``{code: fraction}``, ``converged``,
-        and when sampled ``sampler`` ``{code: fraction}``, ``switching_neurons``, ``health`` (the run's
-        ``Samples.health``) and ``train_error``.
+        and when sampled ``sampler`` ``{code: fraction}``, ``switching_neurons``, ``frozen`` (fewer than
+        ``FROZEN_SWITCH_FRACTION`` of the N neurons switched code: the sampled fractions are those
+        of the state the run froze in, not equilibrium fractions to hold the theory to), ``health``
+        (the run's ``Samples.health``) and ``train_error``.
     """
-    from .code_agreement import sampled_codes
+    from .agreement.codes import sampled_codes
     from .sampling import sample
     from .theory import solve
 
@@ -60,6 +63,7 @@ def scheme_sweep(parameter, values, *, T=0.01, y_minus=0.5, P=200, N=None, steps
             row["sampler"] = code_fractions(C)
             row["switching_neurons"] = code_switching(C)["switching_neurons"]
             row["health"], row["train_error"] = s.health, s.diagnostics.get("train_error")
+            row["frozen"] = bool(row["switching_neurons"] < FROZEN_SWITCH_FRACTION * N)
         rows.append(row)
     return rows
 
@@ -74,7 +78,15 @@ def sweep_table(rows, parameter="y_minus", min_fraction=0.005):
             txt = " ".join(f"{format_code(c)}:{p:.3f}" for c, p in sorted(r[side].items(), key=lambda kv: -kv[1])
                            if p >= min_fraction)
             flag = "" if side != "theory" or r["converged"] else "  [unconverged]"
-            sw = f"  [{r['switching_neurons']} neurons switched]" if side == "sampler" else ""
+            sw = ""
+            if side == "sampler":
+                sw = f"  [{r['switching_neurons']} neurons switched]"
+                if r.get("frozen"):
+                    sw = (f"  [sampler frozen: {r['switching_neurons']} of {r['N']} neurons switched; "
+                          "the fractions are those of a frozen state, not the theory's equilibrium]")
+                h = r.get("health")
+                if h is not None and not h.ok:
+                    sw += f"  [run UNHEALTHY: {'; '.join(h.problems)}]"
             lines.append(f"{r['value']:8.3f}  {side:8s} {txt}{flag}{sw}")
     return "\n".join(lines)
 
