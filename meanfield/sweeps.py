@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_output_path
 from .analysis.codes import code_fractions, code_switching, format_code
 from .tasks import toy_task
 
@@ -79,6 +80,7 @@ def sweep_table(rows, parameter="y_minus", min_fraction=0.005):
 
 def plot_scheme_sweep(rows, path, parameter="y_minus", min_fraction=0.005):
     """Code fractions along the sweep: theory lines, sampler markers; written to ``path`` (PNG)."""
+    path = check_output_path(path, "path")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
