@@ -105,7 +105,7 @@ def fit_mixture(C_hist, codes_hist, inflate=1.1):
     K = len(mus)
     return dict(mus=np.array(mus).reshape(K, r), L=np.array(Ls).reshape(K, r, r),
                 Linv=np.array(Linvs).reshape(K, r, r), logdet=np.array(logdet),
-                logw=np.full(K, -np.log(max(K, 1))), codes=np.array(codes).reshape(K, -1))
+                logw=np.full(K, -np.log(max(K, 1))), codes=np.array(codes).reshape(K, keys.shape[1]))
 
 
 def _empty_mixture(r):

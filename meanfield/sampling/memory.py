@@ -62,12 +62,15 @@ def collapsed_memory_bytes(N, P, m, r, sweeps, warmup, n_store, n_code_bits):
     """Bytes :func:`meanfield.sample_collapsed` allocates for a run of these sizes.
 
     Stored readouts (``n_store × N × m``) and preactivations (``n_store × N × P`` float32), the
-    coordinates, preactivations and activations (C, Z, Φ), the P × P matrices (M⁻¹, kernel sum), the
-    traces and the warm-up history of coordinates and codes the jump proposal is fitted to.
+    coordinates, preactivations and activations (C, Z, Φ), the P × P matrices (M⁻¹ and its
+    factorization, the kernel sum), the N × N readout precision, the traces, and the warm-up
+    history of coordinates and codes the jump proposal is fitted to, counted three times (the list
+    kept, its concatenation and the per-code groups while the mixture is fitted).
     """
     history = (warmup - warmup // 2) * N * (F64 * r + n_code_bits)
-    return (F64 * (n_store * N * m + N * r + 2 * N * P + 3 * P * P + 2 * P * m + len(TRACE_KEYS) * sweeps)
-            + F32 * n_store * N * P + history)
+    return (F64 * (n_store * N * m + N * r + 2 * N * P + 3 * P * P + 2 * N * N + 2 * P * m
+                   + len(TRACE_KEYS) * sweeps)
+            + F32 * n_store * N * P + 3 * history)
 
 
 def refuse_if_too_large(need, record_preactivations=True):
