@@ -6,7 +6,11 @@ what was expected.
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
+import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -85,3 +89,146 @@ def check_choice(value, name, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_output_path(path, name):
+    """Check, before any work, that a file can be written at ``path``; returns ``os.fspath(path)``.
+
+    The parent directory must exist and be writable, and ``path`` must not be a directory
+    (an existing file is fine: it is overwritten, or resumed from for checkpoints).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file.
+    name : str
+        Argument name used in error messages.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fspath(path)
+    if not path:
+        raise ValueError(f"{name} must be a file path, got an empty string")
+    if os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} is a directory; give a file path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{name} {path!r}: directory {parent!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{name} {path!r} is not writable (check the permissions of {parent!r})")
+    return path
+
+
+def check_output_dir(path, name, *, create=True):
+    """Check, before any work, that files can be written into directory ``path``; returns ``os.fspath(path)``.
+
+    With ``create=True`` a missing directory (and its parents) is created, as documented for
+    ``meanfield figure --out-dir``.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
+        raise TypeError(f"{name} must be a directory path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} exists and is not a directory")
+    if not os.path.exists(path):
+        if not create:
+            raise ValueError(f"{name} {path!r} does not exist; create it first")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"{name} {path!r} cannot be created: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {path!r} is not writable")
+    return path
+
+
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, IndexError, TypeError, ValueError, OSError)
+
+
+@contextlib.contextmanager
+def open_npz(path, name, required, remedy):
+    """``with open_npz(...) as d:`` — ``np.load`` of an ``.npz`` (no pickles) that fails only with a clear message.
+
+    Truncated, corrupt or foreign files (a ``.npy`` array, random bytes, an ``.npz`` without the
+    ``required`` keys) and any ``KeyError`` / ``ValueError`` / ``TypeError`` / ``IndexError`` raised
+    while the ``with`` block reads the file (e.g. malformed metadata) become one ``ValueError``
+    naming the file, the keys expected and ``remedy`` (what to do). A missing file is a
+    ``FileNotFoundError``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    name : str
+        What the file is, for messages (e.g. ``"checkpoint"``).
+    required : iterable of str
+        Keys that must be present.
+    remedy : str
+        What to do about an unreadable file (e.g. "Delete it to restart the run.").
+
+    Yields
+    ------
+    numpy.lib.npyio.NpzFile
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{name} {path!r} does not exist or is not a file")
+    required = list(required)
+    reason = None
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic == b"\x93NUMPY":
+            reason = "it is a single .npy array, not an .npz archive"
+        elif not zipfile.is_zipfile(path):
+            reason = "it is not an .npz archive (truncated, corrupt or another format)"
+        else:
+            with np.load(path, allow_pickle=False) as d:
+                missing = [k for k in required if k not in d.files]
+                if len(missing) == len(required):
+                    reason = f"it holds other arrays ({', '.join(d.files[:8]) or 'none'})"
+                elif missing:
+                    reason = f"it lacks the key(s) {', '.join(missing)}"
+                else:
+                    yield d
+    except _UNREADABLE as exc:
+        reason = f"its contents are not as expected ({type(exc).__name__}: {exc})"
+        if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError)):
+            reason = "it is truncated or corrupt"
+    if reason is not None:
+        reason = reason.replace("allow_pickle", "pickle option")   # never advise loading pickles
+        raise ValueError(f"{name} {path!r} cannot be read: {reason}; expected an .npz archive (np.savez) with "
+                         f"keys {', '.join(required)}. {remedy}")
+
+
+def available_memory_bytes():
+    """Memory available to a new allocation: ``MemAvailable`` of /proc/meminfo, else ``os.sysconf``."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(need, what, advice):
+    """Refuse (``ValueError``) a run whose estimated memory ``need`` (bytes) exceeds what is available.
+
+    The message gives the estimate, the memory available and ``advice`` (what to change). Does
+    nothing when the available memory cannot be determined.
+    """
+    avail = available_memory_bytes()
+    if avail is not None and need > avail:
+        raise ValueError(f"{what} needs about {_gib(need)} of memory but only {_gib(avail)} is available; "
+                         f"{advice}")
+
+
+def _gib(n):
+    return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"

@@ -49,6 +49,16 @@ def _sample_args(p):
                    help="start temperature of simulated annealing during warm-up (> T)")
 
 
+def _check_paths(a):
+    """Check every output / checkpoint path of the command before any work (ValueError naming the option)."""
+    from ._validation import check_output_dir, check_output_path
+    for opt in ("out", "checkpoint", "png"):
+        if getattr(a, opt, None) is not None:
+            check_output_path(getattr(a, opt), "--" + opt)
+    if getattr(a, "out_dir", None) is not None:
+        check_output_dir(a.out_dir, "--out-dir", create=True)
+
+
 def _task(a):
     from .tasks import Task, toy_task
     if a.data:
@@ -97,6 +107,7 @@ def _health_status(cmd, samples):
 def _sweep(a):
     from .sweeps import plot_scheme_sweep, scheme_sweep, sweep_table
     try:
+        _check_paths(a)
         rows = scheme_sweep(a.parameter, a.values, T=a.T, y_minus=a.y_minus, P=a.P, N=a.N, steps=a.steps,
                             anneal=a.anneal, seed=a.seed, progress=None if not a.quiet else False)
     except (ValueError, TypeError, NotImplementedError) as exc:
@@ -116,6 +127,7 @@ def _figure(a):
     opts = {} if a.data_path is None else {"data_path": a.data_path}
     status = 0
     try:
+        _check_paths(a)
         for name in a.which:
             t0 = time.perf_counter()
             try:
@@ -177,6 +189,7 @@ def main(argv=None):
     if a.cmd == "figure":
         return _figure(a)
     try:
+        _check_paths(a)
         task = _task(a)
         if a.cmd == "solve":
             sol = _solve(a, task, a.width)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_output_path
 from .analysis.codes import code_fractions, code_switching, format_code
 from .agreement.result import FROZEN_SWITCH_FRACTION
 from .tasks import toy_task
@@ -96,6 +97,7 @@ def plot_scheme_sweep(rows, path, parameter="y_minus", min_fraction=0.005):
 
     The title names the fixed parameter (T or y₋), P and the sampled width N (from the rows of
     :func:`scheme_sweep`)."""
+    path = check_output_path(path, "path")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

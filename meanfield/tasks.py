@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_matrix, check_float, check_int
+from ._validation import as_matrix, check_float, check_int, open_npz
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class Task:
     X_test : ndarray, shape (N0, P_test), optional
     Y_test : ndarray, shape (P_test, m), optional
     labels, labels_test : ndarray of int, optional
-        Class index of each input (defaults to ``argmax`` of the targets).
+        Class index of each input, in 0 … m − 1 (defaults to ``argmax`` of the targets); with a
+        single output (m = 1) any non-negative class index (several classes sharing one output).
     name : str
         Free-form description.
     """
@@ -59,17 +60,12 @@ class Task:
             object.__setattr__(self, "X_test", Xt)
             object.__setattr__(self, "Y_test", Yt)
         labels = self.labels if self.labels is not None else np.argmax(Y, axis=1)
-        labels = np.asarray(labels, dtype=np.int64).ravel()
-        if labels.shape[0] != X.shape[1]:
-            raise ValueError(f"labels must have P = {X.shape[1]} entries, got {labels.shape[0]}")
-        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "labels", _class_labels(labels, "labels", X.shape[1], Y.shape[1]))
         if self.X_test is not None:
             lt = self.labels_test if self.labels_test is not None else np.argmax(self.Y_test, axis=1)
-            lt = np.asarray(lt, dtype=np.int64).ravel()
-            if lt.shape[0] != self.X_test.shape[1]:
-                raise ValueError(
-                    f"labels_test must have P_test = {self.X_test.shape[1]} entries, got {lt.shape[0]}")
-            object.__setattr__(self, "labels_test", lt)
+            object.__setattr__(self, "labels_test", _class_labels(lt, "labels_test", self.X_test.shape[1], Y.shape[1]))
+        elif self.labels_test is not None:
+            raise ValueError("labels_test needs X_test and Y_test")
 
     @property
     def N0(self) -> int:
@@ -110,12 +106,30 @@ class Task:
 
         Optional keys: ``X_test``, ``Y_test``, ``labels``, ``labels_test``.
         """
-        with np.load(path) as data:
-            missing = [k for k in ("X", "Y") if k not in data]
-            if missing:
-                raise ValueError(f"{path}: missing array(s) {missing}; expected keys X (N0 × P) and Y (P × m)")
+        with open_npz(path, "data file", ("X", "Y"), "Write it with np.savez(path, X=X, Y=Y), X: N0 × P inputs "
+                      "as columns, Y: P × m targets (optional X_test, Y_test, labels, labels_test).") as data:
             kw = {k: data[k] for k in ("X", "Y", "X_test", "Y_test", "labels", "labels_test") if k in data}
         return cls(name=str(path), **kw)
+
+
+def _class_labels(labels, name, n, m):
+    """Class indices as an int64 vector of ``n`` entries in 0 … m − 1 (any ≥ 0 when m = 1)."""
+    try:
+        lab = np.asarray(labels)
+        ok = lab.dtype.kind in "biuf" and np.all(np.isfinite(lab)) and np.all(lab == np.round(lab))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise TypeError(f"{name} must be integer class indices, got {labels!r:.80}")
+    lab = lab.astype(np.int64).ravel()
+    if lab.shape[0] != n:
+        raise ValueError(f"{name} must have {n} entries (one per input), got {lab.shape[0]}")
+    if lab.size and lab.min() < 0:
+        raise ValueError(f"{name} must be non-negative class indices, got minimum {lab.min()}")
+    if m > 1 and lab.size and lab.max() >= m:
+        raise ValueError(f"{name} must be class indices in 0 … m − 1 = {m - 1} (m = {m} outputs, the columns "
+                         f"of Y), got {lab.max()}")
+    return lab
 
 
 def _class_counts(P, ratios):
@@ -170,6 +184,10 @@ def toy_task(P, N0, ratios=(0.5, 0.25, 0.25), y_plus=1.0, y_minus=0.0, seed=0, P
     if abs(ratios.sum() - 1.0) > 1e-8:
         raise ValueError(f"ratios must sum to 1, got sum {ratios.sum()}")
     m = ratios.size
+    empty = np.flatnonzero(_class_counts(P, ratios) == 0)
+    if empty.size:
+        raise ValueError(f"toy_task with P = {P} and ratios {ratios.tolist()} gives class(es) {empty.tolist()} "
+                         f"no training inputs; increase P (at least {m}) or change ratios")
     rng = np.random.default_rng(seed)
 
     def labels_for(n):

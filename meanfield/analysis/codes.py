@@ -64,13 +64,21 @@ def code_fractions(codes):
     Parameters
     ----------
     codes : array_like (..., N, K)
+        Binary codes (0/1 or bool entries, e.g. from :func:`neuron_codes`); anything else
+        (activations, probabilities) is a ``ValueError``: threshold it first.
 
     Returns
     -------
     dict
         ``{code tuple: fraction}``, largest first.
     """
-    C = np.asarray(codes).reshape(-1, np.shape(codes)[-1])
+    C = np.asarray(codes)
+    if C.ndim < 2:
+        raise ValueError(f"codes must have shape (..., N, K), got shape {C.shape}")
+    if C.dtype.kind not in "biuf" or not np.all((C == 0) | (C == 1)):
+        raise ValueError("codes must be binary (0/1 or bool), e.g. from neuron_codes; got values other than 0 "
+                         "and 1 (threshold activations first)")
+    C = C.reshape(-1, C.shape[-1])
     uniq, counts = np.unique(C, axis=0, return_counts=True)
     order = np.argsort(-counts, kind="stable")
     return {tuple(int(b) for b in uniq[k]): counts[k] / C.shape[0] for k in order}

@@ -15,12 +15,11 @@ did not learn", states the policy.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, check_output_dir
 
 NONLINEARITIES = ("linear", "erf", "relu")
 LABEL = {"linear": "linear", "erf": "sigmoid", "relu": "ReLU"}
@@ -29,17 +28,16 @@ NA_TEXT = "theory: n/a"
 
 # ----------------------------------------------------------------------------- arguments, files
 def check_make_args(out_dir, small, seed, progress):
-    """Validate the common ``make`` arguments; returns ``(Path(out_dir), bool(small), seed, progress)``."""
-    if not isinstance(out_dir, (str, os.PathLike)):
-        raise TypeError(f"out_dir must be a path, got {type(out_dir).__name__}")
+    """Validate the common ``make`` arguments; returns ``(Path(out_dir), bool(small), seed, progress)``.
+
+    ``out_dir`` is created if missing and must be writable (checked here, before any computation).
+    """
     if not isinstance(small, (bool, np.bool_)):
         raise TypeError(f"small must be a bool, got {small!r}")
     seed = check_int(seed, "seed", minimum=0)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be a bool or None, got {progress!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out, bool(small), seed, progress
+    return Path(check_output_dir(out_dir, "out_dir", create=True)), bool(small), seed, progress
 
 
 def pyplot():

@@ -30,13 +30,14 @@ import numpy as np
 from scipy import linalg
 
 from .._kernels.collapsed import collapsed_sweep
-from .._validation import check_float, check_int
+from .._validation import check_float, check_int, check_output_path, open_npz
 from ..nonlinearities import nonlinearity as _get_nonlinearity
 from ..tasks import Task
 from .geometry import first_layer_geometry
 from .compile import precompiled
 from .health import assess, warn
 from .hmc import _task_fingerprint
+from .memory import collapsed_memory_bytes, refuse_if_too_large
 from .progress import Progress
 from .storage import TRACE_KEYS, Samples, atomic_savez
 
@@ -119,7 +120,7 @@ def fit_mixture(C_hist, codes_hist, inflate=1.1):
     K = len(mus)
     return dict(mus=np.array(mus).reshape(K, r), L=np.array(Ls).reshape(K, r, r),
                 Linv=np.array(Linvs).reshape(K, r, r), logdet=np.array(logdet),
-                logw=np.full(K, -np.log(max(K, 1))), codes=np.array(codes).reshape(K, -1))
+                logw=np.full(K, -np.log(max(K, 1))), codes=np.array(codes).reshape(K, keys.shape[1]))
 
 
 def _empty_mixture(r):
@@ -199,13 +200,16 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
     jumps = check_int(jumps, "jumps", minimum=0)
     max_shrink = check_int(max_shrink, "max_shrink", minimum=1)
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
-    checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+    checkpoint = None if checkpoint is None else check_output_path(checkpoint, "checkpoint")
     seed = check_int(seed, "seed", minimum=0)
     sig2 = phi.sigma_a2(task.P, 1) if sigma_a2 is None else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     P, m = task.P, task.m
     c = sig2 / N
     B = np.ascontiguousarray(first_layer_geometry(task, "preactivation")[0].T)        # P × r, B Bᵀ = K0
     r = B.shape[1]
+    code_bits = m + (int(task.labels.max()) + 1 if phi.name == "erf" else 0)
+    refuse_if_too_large(collapsed_memory_bytes(N, P, m, r, sweeps, warmup, len(range(warmup, sweeps, thin)),
+                                               code_bits))
     C = np.ascontiguousarray(_initial_coordinates(init, N, B, seed))
     Z = np.ascontiguousarray(C @ B.T)
     Phi = np.ascontiguousarray(phi.phi(Z))
@@ -306,6 +310,7 @@ def _fractions(codes, split=None):
 
 
 _MIX_KEYS = ("mus", "L", "Linv", "logdet", "logw")
+_STATE_ARRAYS = ("C", "Z", "Phi", "stats", "readouts", "pre", "K1", "fbar")
 
 
 def _save_state(path, ident, st, rng):
@@ -322,17 +327,21 @@ def _save_state(path, ident, st, rng):
 
 def _load_state(path, ident, st, rng):
     """Restore ``st`` and ``rng`` from a checkpoint of the same run (else ValueError)."""
-    with np.load(path, allow_pickle=False) as d:
+    keys = ("meta", "scalars") + _STATE_ARRAYS + tuple("mix_" + k for k in _MIX_KEYS) \
+        + tuple("trace_" + k for k in st["traces"])
+    with open_npz(path, "checkpoint", keys, "Delete it to restart the run, or pass another checkpoint path.") as d:
         meta = json.loads(str(d["meta"]))
-        if meta["ident"] != json.loads(json.dumps(ident, sort_keys=True)):
-            raise ValueError(f"checkpoint {path!r} belongs to another run (task, configuration or seed differ)")
-        for k in ("C", "Z", "Phi", "stats", "readouts", "pre", "K1", "fbar"):
-            st[k][...] = d[k]
-        st["mix"] = {k: d["mix_" + k].copy() for k in _MIX_KEYS}
-        for k in st["traces"]:
-            st["traces"][k][...] = d["trace_" + k]
-        st["C_hist"] = list(d["C_hist"]) if "C_hist" in d else []
-        st["code_hist"] = list(d["code_hist"]) if "code_hist" in d else []
-        k_store, s, wall = d["scalars"]
-        st["k_store"], st["s"], st["wall"] = int(k_store), int(s), float(wall)
-    rng.bit_generator.state = meta["rng"]
+        same = meta["ident"] == json.loads(json.dumps(ident, sort_keys=True))
+        if same:
+            for k in _STATE_ARRAYS:
+                st[k][...] = d[k]
+            st["mix"] = {k: d["mix_" + k].copy() for k in _MIX_KEYS}
+            for k in st["traces"]:
+                st["traces"][k][...] = d["trace_" + k]
+            st["C_hist"] = list(d["C_hist"]) if "C_hist" in d else []
+            st["code_hist"] = list(d["code_hist"]) if "code_hist" in d else []
+            k_store, s, wall = d["scalars"]
+            st["k_store"], st["s"], st["wall"] = int(k_store), int(s), float(wall)
+            rng.bit_generator.state = meta["rng"]
+    if not same:
+        raise ValueError(f"checkpoint {path!r} belongs to another run (task, configuration or seed differ)")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._kernels import network as _nw
 from .._kernels.rng import normal_fill, uniform_draw
-from .._validation import check_choice, check_float, check_int
+from .._validation import check_choice, check_float, check_int, check_output_path
 from ..nonlinearities import nonlinearity as _get_nonlinearity
 from ..tasks import Task
 from .adaptation import DualAveraging, warmup_windows
@@ -30,6 +30,7 @@ from .compile import precompiled
 from .diagnostics import equilibration_report
 from .geometry import first_layer_geometry
 from .health import assess, warn
+from .memory import hmc_memory_bytes, refuse_if_too_large
 from .progress import Progress
 from .storage import RunState, Samples
 from .threads import kernel_threads
@@ -159,11 +160,16 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     sig2 = phi.sigma_a2(task.P, depth) if sigma_a2 is None \
         else check_float(sigma_a2, "sigma_a2", minimum=0.0, strict=True)
     sig_a = math.sqrt(sig2)
+    if checkpoint is not None:
+        checkpoint = check_output_path(checkpoint, "checkpoint")
 
     B, identity, basis = first_layer_geometry(task, space, project)
     Bt = np.ascontiguousarray(B.T)
     r = B.shape[0]
     P, m = task.P, task.m
+    n_store = len(range(warmup, steps, thin))
+    refuse_if_too_large(hmc_memory_bytes(N, P, m, depth, r, steps, n_store, bool(record_preactivations),
+                                         bool(surrogate_forces)), bool(record_preactivations))
     dims = np.array([N, r, depth, m], dtype=np.int64)
     n_params = N * r + (depth - 1) * N * N + N * m
     eps0 = step_size if step_size is not None else 0.25 * math.sqrt(T) / (N * P) ** 0.25
@@ -192,7 +198,6 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
         g = np.empty(n_params)
         ep, el = _nw.energy_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, temperature(config, 0),
                                  *_nw.alloc_scratch(dims, P))
-        n_store = len(range(warmup, steps, thin))
         state = RunState.new(config, q, g, ep, el, DualAveraging(eps0, target_accept).to_array(),
                              n_store, N, P, m, depth, record_preactivations)
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validation import check_output_path, open_npz
 from .health import Health
 
 TRACE_KEYS = ("energy", "train_error", "accept_prob", "step_size", "n_leapfrog", "divergent", "temperature")
+_TRACES = tuple("trace_" + k for k in TRACE_KEYS)
 
 
 def atomic_savez(path, arrays):
@@ -76,8 +78,10 @@ class RunState:
 
     @classmethod
     def load(cls, path):
-        """Read a state written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as d:
+        """Read a state written by :meth:`save` (``ValueError`` naming the file if it is not one)."""
+        with open_npz(path, "checkpoint", ("config", "scalars", "q", "g", "adapt", "readouts", "kernel_sums",
+                                           "prediction_sum") + _TRACES,
+                      "Delete it to restart the run from the beginning, or pass another checkpoint path.") as d:
             config = json.loads(str(d["config"]))
             sc = d["scalars"]
             traces = {k: d["trace_" + k].copy() for k in TRACE_KEYS}
@@ -170,6 +174,7 @@ class Samples:
 
     def save(self, path):
         """Save to ``.npz`` (readouts, preactivations, kernels, traces, configuration)."""
+        path = check_output_path(path, "path")
         arrays = dict(readouts=self.readouts, kernels=np.stack(self.kernels), mean_prediction=self.mean_prediction,
                       iterations=self.iterations, final_state=self.final_state,
                       meta=np.array(json.dumps(dict(config=self.config, wall_time=self.wall_time,
@@ -183,8 +188,10 @@ class Samples:
 
     @classmethod
     def load(cls, path):
-        """Load samples written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as d:
+        """Load samples written by :meth:`save` (``ValueError`` naming the file if it is not one)."""
+        with open_npz(path, "samples file", ("meta", "readouts", "kernels", "mean_prediction", "iterations",
+                                             "final_state") + _TRACES,
+                      "Regenerate it with meanfield.sample(...).save(path).") as d:
             meta = json.loads(str(d["meta"]))
             pre = [d[f"pre_{i}"] for i in range(meta["config"]["depth"]) if f"pre_{i}" in d]
             return cls(readouts=d["readouts"], preactivations=pre, kernels=tuple(d["kernels"]),
