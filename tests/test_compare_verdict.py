@@ -128,3 +128,13 @@ def test_frozen_sigmoid_run_is_flagged():
     assert k < 0.1 * n and f"sampler frozen ({k} of {n} neurons switched)" in cmp.verdict()
     assert cmp.row("code_fractions")["status"] == FROZEN
     assert FAIL not in [r["status"] for r in cmp.rows] and not cmp.passed
+
+
+def test_sweep_table_marks_a_frozen_sampler_point():
+    from meanfield.sweeps import sweep_table
+    row = dict(value=0.01, T=0.01, y_minus=0.5, converged=True, theory={(1, 1, 1): 0.097, (0, 1, 1): 0.3},
+               sampler={(1, 1, 1): 0.172, (0, 1, 1): 0.3}, switching_neurons=3, N=200, frozen=True)
+    txt = sweep_table([row, dict(row, value=0.03, frozen=False, switching_neurons=150)])
+    lines = [ln for ln in txt.splitlines() if "sampler" in ln]
+    assert "sampler frozen: 3 of 200 neurons switched" in lines[0]
+    assert "frozen" not in lines[1] and "150 neurons switched" in lines[1]

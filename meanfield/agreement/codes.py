@@ -89,7 +89,7 @@ def _ks_component(Zc, sel, zgrid, dens, label):
         vals = vals[np.linspace(0, vals.size - 1, KS_MAX_VALUES).astype(np.int64)]
     ks = _ks_distance(vals, zgrid, dens)
     z_med = float(np.interp(0.5, grid_cdf(zgrid, dens), zgrid))
-    below = np.einsum("si,si->s", sel.astype(np.float64), (Zc < z_med).sum(axis=-1).astype(np.float64))                 # (S,)
+    below = np.einsum("si,si->s", sel.astype(np.float64), (Zc < z_med).sum(axis=-1).astype(np.float64))   # (S,)
     counts = sel.sum(axis=1) * Zc.shape[-1]
     frac = below / np.maximum(counts, 1)
     fl = series_floor(frac, weights=counts)
@@ -113,8 +113,8 @@ def code_rows(solution, samples):
     frac_t = {tuple(int(b) for b in c): float(p) for c, p in zip(solution.codes, solution.code_fractions)}
     union = sorted(set(frac_s) | set(frac_t), key=lambda c: -frac_t.get(c, 0.0))
     fmt = lambda d: " ".join(f"{format_code(c)}:{d.get(c, 0.0):.3f}" for c in union)   # noqa: E731
-    rows = [info_row("code_set", "code set", "codes only on one side",
-                     len(set(c for c, p in frac_s.items() if p >= 0.01) ^ set(c for c, p in frac_t.items() if p >= 0.01))),
+    present = lambda d: {c for c, p in d.items() if p >= 0.01}                        # noqa: E731
+    rows = [info_row("code_set", "code set", "codes only on one side", len(present(frac_s) ^ present(frac_t))),
             _fraction_row(C, union, frac_s, frac_t, fmt)]
     A = samples.readouts                                        # (S, N, m)
     Z = samples.preactivations[-1]

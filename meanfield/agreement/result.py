@@ -127,7 +127,8 @@ class Comparison:
             if frozen or failed:
                 return f"VERDICT: FROZEN — {head} (rows {', '.join(frozen + failed)}){tail}"
             if self.passed:
-                return f"VERDICT: PASS (but {head.split(':')[0]}) — all {len(judged)} judged rows within their floors{tail}"
+                return (f"VERDICT: PASS (but {head.split(':')[0]}) — all {len(judged)} judged rows within their "
+                        f"floors{tail}")
         if failed:
             hint = ""
             if self.context.get("theory_N") is None and self.context.get("N"):
