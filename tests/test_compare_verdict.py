@@ -94,7 +94,8 @@ def test_healthy_linear_run_passes(linear_run):
 def test_wrong_theory_fails(linear_run):
     task, s = linear_run
     sol = mf.solve(task, "linear", T=T, N=N)
-    bad_u = mf.compare(dataclasses.replace(sol, U=1.3 * sol.U), s)
+    info = {k: (1.3 * v if k == "U_mean" else v) for k, v in sol.info.items()}      # compared with U_mean if set
+    bad_u = mf.compare(dataclasses.replace(sol, U=1.3 * sol.U, info=info), s)
     r = bad_u.row("U")
     assert r["status"] == FAIL and r["error"] > r["factor"] * r["floor"]
     assert not bad_u.passed and "VERDICT: FAIL" in bad_u.verdict()

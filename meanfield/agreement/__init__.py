@@ -126,7 +126,8 @@ def compare(solution, samples):
     """Compare a theory solution with posterior samples of a finite network, row by row, with a verdict.
 
     Rows (where both sides have the quantity), by key: ``"U"`` readout covariance (relative
-    Frobenius error; ``"U_abs"`` max absolute error), ``"kernel_ℓ"`` the kernel of every layer
+    Frobenius error; ``"U_abs"`` max absolute error; against ``info["U_mean"]``, the one-loop
+    posterior mean, when a finite-N solution has it), ``"kernel_ℓ"`` the kernel of every layer
     ℓ = 1 … L on the training inputs (relative Frobenius error), ``"mean_predictor"`` the mean
     predictor on the training inputs (relative Frobenius error; ``"mean_predictor_max"`` max abs
     difference, ``"mean_predictor_corr"`` correlation) and ``"field"`` the field
@@ -174,12 +175,12 @@ def compare(solution, samples):
     cfg = samples.config
     rows = []
     if solution.U is not None:
+        Ut = solution.info.get("U_mean", solution.U)        # finite N: the posterior mean of U, not the saddle's
         Us, A = samples.readout_covariance(), samples.readouts
         per = np.einsum("sir,sij->srj", A, A) / A.shape[1]                     # per-sample AᵀA/N
-        rows.append(_relative_row("U", "readout covariance U", Us, solution.U,
-                                  series_floor(per, directions=[Us - solution.U]),
-                                  theory=_eig_summary(solution.U), samples=_eig_summary(Us)))
-        rows.append(info_row("U_abs", "readout covariance U (abs)", "max |ΔU|", np.max(np.abs(Us - solution.U))))
+        rows.append(_relative_row("U", "readout covariance U", Us, Ut, series_floor(per, directions=[Us - Ut]),
+                                  theory=_eig_summary(Ut), samples=_eig_summary(Us)))
+        rows.append(info_row("U_abs", "readout covariance U (abs)", "max |ΔU|", np.max(np.abs(Us - Ut))))
     rows += _kernel_rows(solution, samples)
     pred_rows, field_row = _prediction_rows(solution, samples)
     rows += pred_rows
