@@ -232,3 +232,18 @@ def check_memory(need, what, advice):
 
 def _gib(n):
     return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"
+
+
+def as_nonlinearity(value, name="nonlinearity"):
+    """:func:`meanfield.nonlinearity` of ``value``, its errors naming the caller's argument ``name``.
+
+    (``nonlinearity()`` names its own parameter ``name``; a function that takes φ as
+    ``nonlinearity`` reports it under that name.)
+    """
+    from .nonlinearities import nonlinearity      # nonlinearities imports this module: no top-level import
+    try:
+        return nonlinearity(value)
+    except (TypeError, ValueError) as exc:
+        msg = str(exc)
+        msg = name + msg[4:] if msg.startswith("name") else msg if name in msg else f"{name}: {msg}"
+        raise type(exc)(msg) from None

@@ -178,7 +178,10 @@ def toy_task(P, N0, ratios=(0.5, 0.25, 0.25), y_plus=1.0, y_minus=0.0, seed=0, P
     y_minus = check_float(y_minus, "y_minus")
     if N0 < P:
         raise ValueError(f"N0 must be >= P for mutually orthogonal toy inputs, got N0 = {N0} < P = {P}")
-    ratios = np.asarray(ratios, dtype=np.float64).ravel()
+    try:
+        ratios = np.asarray(ratios, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"ratios must be a sequence of class fractions, got {ratios!r:.80}") from exc
     if ratios.size < 1 or np.any(~np.isfinite(ratios)) or np.any(ratios <= 0):
         raise ValueError(f"ratios must be positive class fractions, got {ratios}")
     if abs(ratios.sum() - 1.0) > 1e-8:

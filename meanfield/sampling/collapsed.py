@@ -30,8 +30,7 @@ import numpy as np
 from scipy import linalg
 
 from .._kernels.collapsed import collapsed_sweep
-from .._validation import check_float, check_int, check_output_path, open_npz
-from ..nonlinearities import nonlinearity as _get_nonlinearity
+from .._validation import as_nonlinearity, check_float, check_int, check_output_path, open_npz
 from ..tasks import Task
 from .geometry import first_layer_geometry
 from .compile import precompiled
@@ -189,7 +188,7 @@ def sample_collapsed(task, nonlinearity, N, T=0.01, sweeps=2000, warmup=None, se
     """
     if not isinstance(task, Task):
         raise TypeError(f"task must be a meanfield Task, got {type(task).__name__}")
-    phi = _get_nonlinearity(nonlinearity)
+    phi = as_nonlinearity(nonlinearity)
     N = check_int(N, "N", minimum=2)
     T = check_float(T, "T", minimum=0.0, strict=True)
     sweeps = check_int(sweeps, "sweeps", minimum=2)

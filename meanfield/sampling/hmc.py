@@ -22,8 +22,7 @@ import numpy as np
 
 from .._kernels import network as _nw
 from .._kernels.rng import normal_fill, uniform_draw
-from .._validation import check_choice, check_float, check_int, check_output_path
-from ..nonlinearities import nonlinearity as _get_nonlinearity
+from .._validation import as_nonlinearity, check_choice, check_float, check_int, check_output_path
 from ..tasks import Task
 from .adaptation import DualAveraging, warmup_windows
 from .compile import precompiled
@@ -136,7 +135,7 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     """
     if not isinstance(task, Task):
         raise TypeError(f"task must be a meanfield.Task, got {type(task).__name__}")
-    phi = _get_nonlinearity(nonlinearity)
+    phi = as_nonlinearity(nonlinearity)
     N = check_int(N, "N", minimum=1)
     depth = check_int(depth, "depth", minimum=1)
     T = check_float(T, "T", minimum=0.0, strict=True)
