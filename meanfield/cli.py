@@ -133,7 +133,7 @@ def _figure(a):
             try:
                 paths, note = make(name, a.out_dir, small=a.small, seed=a.seed, progress=not a.quiet, **opts), ""
             except NotLearnedError as exc:
-                paths, note, status = exc.paths, " — NOT LEARNED panels marked in red", EXIT_STATUS
+                paths, note, status = exc.paths, " — panels from unhealthy runs marked in red", EXIT_STATUS
                 print(f"meanfield figure: {exc}", file=sys.stderr)
             for path in paths:
                 print(f"saved {path} ({time.perf_counter() - t0:.1f} s){note}")
