@@ -238,12 +238,11 @@ def as_nonlinearity(value, name="nonlinearity"):
     """:func:`meanfield.nonlinearity` of ``value``, its errors naming the caller's argument ``name``.
 
     (``nonlinearity()`` names its own parameter ``name``; a function that takes φ as
-    ``nonlinearity`` reports it under that name.)
+    ``nonlinearity`` prefixes the message with that name.)
     """
     from .nonlinearities import nonlinearity      # nonlinearities imports this module: no top-level import
     try:
         return nonlinearity(value)
     except (TypeError, ValueError) as exc:
         msg = str(exc)
-        msg = name + msg[4:] if msg.startswith("name") else msg if name in msg else f"{name}: {msg}"
-        raise type(exc)(msg) from None
+        raise type(exc)(msg if msg.startswith(name) else f"{name}: {msg}") from None

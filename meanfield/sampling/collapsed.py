@@ -70,7 +70,10 @@ def _initial_coordinates(init, N, B, seed):
         if init.depth != 1 or not init.preactivations:
             raise ValueError("init: Samples must be depth 1 with preactivations recorded")
         init = init.preactivations[0][-1]
-    Z0 = np.asarray(init, dtype=np.float64)
+    try:
+        Z0 = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"init must be Samples or preactivations (N, P), got {type(init).__name__}") from None
     if Z0.shape != (N, B.shape[0]) or not np.all(np.isfinite(Z0)):
         raise ValueError(f"init must be finite preactivations of shape (N, P) = {(N, B.shape[0])}, got {Z0.shape}")
     return np.linalg.lstsq(B, Z0.T, rcond=None)[0].T.copy()

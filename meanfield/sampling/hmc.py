@@ -50,11 +50,15 @@ def _initial_state(init, n_params, seed):
         normal_fill(q, seed, STREAM_INIT, 0)
         return q
     if isinstance(init, Samples):
-        q = np.asarray(init.final_state, dtype=np.float64)
+        q = init.final_state
     elif isinstance(init, dict) and "q" in init:
-        q = np.asarray(init["q"], dtype=np.float64)
+        q = init["q"]
     else:
-        q = np.asarray(init, dtype=np.float64)
+        q = init
+    try:
+        q = np.asarray(q, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"init must be Samples, a dict with 'q' or a numeric vector, got {type(init).__name__}") from None
     if q.shape != (n_params,) or not np.all(np.isfinite(q)):
         raise ValueError(f"init must be a finite packed parameter vector of length {n_params}, got shape {q.shape}")
     return q.copy()

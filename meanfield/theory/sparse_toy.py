@@ -9,7 +9,8 @@
   ``a0 = s Σ ρ_c g'(t_c·a0) t_c``, g(h) = log ½[1 + (1 − 2h)^{−½}].
 
 Both take the class-reduced toy problem (``rho``, class targets ``Yc`` K × m with K = m, one
-single-class outlier per class) and raise ``RuntimeError`` if the root is not found.
+single-class outlier per class) and raise ``ValueError`` (naming T, N) when the equations have no
+root at the arguments given: the outlier solution exists at low T only.
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from scipy.optimize import fsolve
 from ..integrators import tilted_moments
 
 
-def _check(res, x, what):
+def _check(res, x, what, T, N=None):
     r = float(np.max(np.abs(res(x))))
     if not r < 1e-10:
-        raise RuntimeError(f"{what}: no root found (residual {r:.2e})")
+        at = f"T = {T:g}" + ("" if N is None else f", N = {N}")
+        raise ValueError(f"{what}: the equations have no root at {at} (residual {r:.2e}); the outlier "
+                         "solution exists at low T (and large N): lower T")
     return r
 
 
@@ -44,12 +47,13 @@ def softplus_outliers(Yc, rho, s=1.0, T=0.01):
 
     x0 = np.concatenate([(Yc / np.linalg.norm(Yc, axis=1)[:, None] / np.sqrt(s * rho)[:, None]).ravel(), np.zeros(m)])
     x = fsolve(res, x0, xtol=1e-13)
-    r = _check(res, x, "softplus outliers")
+    r = _check(res, x, "softplus outliers", T)
     t, a0 = x[:K * m].reshape(K, m), x[K * m:]
     u = Yc - gp(t @ a0)[:, None] * a0
     abar2 = np.sqrt(s * rho) * np.linalg.norm(u, axis=1) - T
     if np.any(abar2 <= 0):
-        raise RuntimeError("softplus outliers: T too high, an outlier amplitude vanishes")
+        raise ValueError(f"softplus outliers: T = {T:g} is too high, an outlier amplitude vanishes "
+                         f"(the outliers need T < {float(np.min(abar2 + T)):.3g})")
     abar = np.sqrt(abar2)[:, None] * t * np.sqrt(s * rho)[:, None]
     return dict(t=t, a0=a0, abar=abar, zbar=np.sqrt(abar2 / (s * rho)), residual=r)
 
@@ -78,7 +82,7 @@ def relu2_outliers(Yc, rho, N, s=1.0, T=0.01):
     t0 = (4 * N * s * rho * np.linalg.norm(Yc, axis=1)) ** (-1 / 3)
     x = fsolve(res, np.concatenate([(Yc / np.linalg.norm(Yc, axis=1)[:, None] * t0[:, None]).ravel(), np.zeros(m)]),
                xtol=1e-13)
-    r = _check(res, x, "relu2 outliers")
+    r = _check(res, x, "relu2 outliers", T, N)
     t, a0, w = parts(x)
     return dict(t=t, a0=a0, a=(s * rho * w)[:, None] * t, z=np.sqrt(w), residual=r)
 
