@@ -84,7 +84,7 @@ def test_injection_via_cli(tmp_path, capsys):
     for payload in _payloads(target)[:3]:
         code = main(["sample", "--nonlinearity", payload, "--P", "6", "--N0", "8", "--N", "4", "--steps", "2", "-q"])
         err = capsys.readouterr().err
-        assert code == 1 and "meanfield sample: error: name:" in err and "not allowed" in err, err
+        assert code == 1 and "meanfield sample: error: nonlinearity: name:" in err and "not allowed" in err, err
         assert not target.exists()
 
 
