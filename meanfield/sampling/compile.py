@@ -2,7 +2,7 @@
 
 numba compiles a kernel on its first call and caches the machine code on disk
 (``cache=True``), so only the first run in a fresh environment pays for it (about
-two minutes for the HMC kernels on a 2-core machine). :func:`precompiled` runs the
+about 160 s for the HMC kernels on a 2-core machine). :func:`precompiled` runs the
 kernels once on a tiny problem of the same numba types *before* the sampler's clock
 starts: the reported sampling rate then excludes compilation, and, when numba's cache
 holds no code for a kernel, a one-line notice on stderr says what is being compiled

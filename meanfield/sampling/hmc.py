@@ -36,7 +36,7 @@ from .threads import kernel_threads
 
 STREAM_INIT = 0
 STREAM_JITTER = 3
-COLD_COMPILE_SECONDS = 110     # the HMC kernels from an empty numba cache, 2-core machine
+COLD_COMPILE_SECONDS = 160     # the HMC kernels from an empty numba cache, idle 2-core machine (measured 161 s)
 
 
 def _task_fingerprint(task):
