@@ -186,9 +186,6 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
     code, prog = phi.code, phi.prog
     Y = task.Y
 
-    with precompiled((_nw.energy_grad, _nw.hmc_trajectory, _nw.forward, _nw.alloc_workspace), "sampler kernels",
-                     COLD_COMPILE_SECONDS):
-        _compile_kernels(code, prog, depth, m, identity, bool(surrogate_forces))
     state = None
     if checkpoint is not None and os.path.exists(checkpoint):
         state = RunState.load(checkpoint)
@@ -196,8 +193,11 @@ def sample(task, nonlinearity, N, depth=1, T=0.01, steps=1000, warmup=None, seed
             diff = sorted(k for k in config if state.config.get(k) != config[k])
             raise ValueError(f"checkpoint {checkpoint} was written by a different run (differs in {diff}); "
                              "remove it or pass another path")
+    q = _initial_state(init, n_params, seed) if state is None else None     # validated before compiling
+    with precompiled((_nw.energy_grad, _nw.hmc_trajectory, _nw.forward, _nw.alloc_workspace), "sampler kernels",
+                     COLD_COMPILE_SECONDS):
+        _compile_kernels(code, prog, depth, m, identity, bool(surrogate_forces))
     if state is None:
-        q = _initial_state(init, n_params, seed)
         g = np.empty(n_params)
         ep, el = _nw.energy_grad(code, prog, q, g, B, Bt, identity, dims, Y, sig_a, temperature(config, 0),
                                  *_nw.alloc_scratch(dims, P))
